@@ -1,0 +1,210 @@
+"""The `gapfill` command: thin wrappers over library functions.
+
+User errors (`GapfillError`, bad options) print one line and exit non-zero; no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from gapfill.errors import GapfillError
+from gapfill.logs import setup_logging
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Fill cloud gaps in Sentinel-2 time series with Sentinel-1 and MTcGAN.",
+)
+synth_app = typer.Typer(no_args_is_help=True, help="The synthetic Sentinel world.")
+stac_app = typer.Typer(no_args_is_help=True, help="The local STAC API.")
+app.add_typer(synth_app, name="synth")
+app.add_typer(stac_app, name="stac")
+
+log = logging.getLogger("gapfill")
+
+LogLevel = Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR")]
+Verbose = Annotated[int, typer.Option("--verbose", "-v", count=True, help="more logging (-v: DEBUG)")]
+
+
+def _logging(level: str, verbose: int) -> None:
+    setup_logging("DEBUG" if verbose else level)
+
+
+@synth_app.command("world")
+def synth_world(
+    out: Annotated[Path, typer.Argument(help="new folder for the world")],
+    size: Annotated[int, typer.Option(help="width and height in 10 m pixels (even, 64..10980)")] = 1024,
+    dates: Annotated[int, typer.Option(help="number of Sentinel-2 days")] = 12,
+    seed: int = 0,
+    landscape: Annotated[str, typer.Option(help="flat-agri or mountain-arid")] = "flat-agri",
+    s2_conventions: Annotated[
+        str, typer.Option(help="planetary-computer or earth-search")
+    ] = "planetary-computer",
+    overwrite: Annotated[bool, typer.Option(help="replace an existing world")] = False,
+    log_level: LogLevel = "INFO",
+    verbose: Verbose = 0,
+) -> None:
+    """Write COGs and a static STAC catalog of a synthetic Sentinel-1/2 world, plus its truth."""
+    _logging(log_level, verbose)
+    from pydantic import ValidationError
+
+    from gapfill.errors import InputError
+    from gapfill.synth import WorldSpec, make_world
+
+    try:
+        spec = WorldSpec(size=size, dates=dates, seed=seed, landscape=landscape,  # type: ignore[arg-type]
+                         s2_conventions=s2_conventions)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise InputError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from None
+    catalog = make_world(out, spec, overwrite=overwrite)
+    typer.echo(f"wrote {catalog}")
+
+
+@synth_app.command("stats")
+def synth_stats(
+    world: Annotated[Path, typer.Argument(help="a folder made by 'gapfill synth world'")],
+    reference: Annotated[
+        Optional[Path], typer.Option(help="a real static catalog to compare value ranges with")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    log_level: LogLevel = "INFO",
+    verbose: Verbose = 0,
+) -> None:
+    """Realism statistics: change fraction, |dS1| vs |dS2|, cloud cover, value ranges."""
+    _logging(log_level, verbose)
+    from gapfill.synth import world_stats
+
+    stats = world_stats(world, reference)
+    if as_json:
+        typer.echo(json.dumps(stats, indent=2))
+        return
+    for key, value in stats.items():
+        typer.echo(f"{key}: {value}")
+
+
+@stac_app.command("serve")
+def stac_serve(
+    catalogs: Annotated[list[Path], typer.Argument(help="static catalog folders to load")],
+    port: Annotated[int, typer.Option(help="API port on 127.0.0.1")] = 8082,
+    log_level: LogLevel = "INFO",
+    verbose: Verbose = 0,
+) -> None:
+    """Serve static catalogs through stac-fastapi-pgstac until Ctrl-C or SIGTERM."""
+    _logging(log_level, verbose)
+    from gapfill.stac import local_stac_api
+
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    with local_stac_api(catalogs, port=port) as api:
+        typer.echo(f"STAC API: {api.url}  ({api.n_collections} collections, {api.n_items} items)")
+        typer.echo("press Ctrl-C to stop")
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            dead = [p for p in api._procs if p.poll() is not None]
+            if dead:
+                from gapfill.errors import ServiceError
+
+                raise ServiceError("the local STAC API stopped unexpectedly")
+    typer.echo("stopped")
+
+
+@app.command("search")
+def search_cmd(
+    aoi: Annotated[str, typer.Option(help="GeoJSON file, minx,miny,maxx,maxy (lon/lat) or WKT")],
+    start: Annotated[str, typer.Option(help="first day, YYYY-MM-DD (UTC, inclusive)")],
+    end: Annotated[str, typer.Option(help="last day, YYYY-MM-DD (UTC, inclusive)")],
+    provider: Annotated[
+        Optional[str], typer.Option(help="earth-search or planetary-computer (S2)")
+    ] = None,
+    s1_provider: Annotated[Optional[str], typer.Option(help="Sentinel-1 provider")] = None,
+    stac_url: Annotated[Optional[str], typer.Option(help="any STAC API URL")] = None,
+    profile: Annotated[
+        Optional[Path], typer.Option(help="YAML mapping of collections/asset keys for --stac-url")
+    ] = None,
+    max_cloud: Annotated[Optional[float], typer.Option(help="S2 eo:cloud_cover below PCT")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON for machines")] = False,
+    log_level: LogLevel = "WARNING",
+    verbose: Verbose = 0,
+) -> None:
+    """Find the Sentinel-1 and Sentinel-2 items over an AOI and dates."""
+    _logging(log_level, verbose)
+    from gapfill.grid import parse_aoi, parse_date_range
+    from gapfill.stac import profiles_for, search
+
+    area = parse_aoi(aoi)
+    days = parse_date_range(start, end)
+    s2p, s1p = profiles_for(provider, stac_url, s1_provider, profile)
+    result = search(area, days, s2p, s1p, max_cloud=max_cloud)
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_lines=False)
+    for col in ("sensor", "date (UTC)", "id", "cloud %", "orbit"):
+        table.add_column(col)
+    for row in result.rows():
+        cc = row["cloud_cover"]
+        orbit = " ".join(str(x) for x in (row["relative_orbit"], row["orbit_state"]) if x is not None)
+        table.add_row(row["sensor"], row["datetime"][:19].replace("T", " "), row["id"],
+                      "" if cc is None else f"{cc:.1f}", orbit)
+    console = Console(width=160 if not sys.stdout.isatty() else None)
+    console.print(table)
+    console.print(result.summary())
+
+
+@app.command("demo")
+def demo_cmd(
+    out: Annotated[Path, typer.Option(help="folder for the demo's outputs")] = Path("demo-output"),
+    size: Annotated[int, typer.Option(help="synthetic world size in pixels")] = 256,
+    real: Annotated[
+        Optional[Path], typer.Option(help="the real sample's static catalog folder")
+    ] = None,
+    log_level: LogLevel = "INFO",
+    verbose: Verbose = 0,
+) -> None:
+    """The main job on the embedded default: synthetic world + real sample, served and searched."""
+    _logging(log_level, verbose)
+    from gapfill.demo import run_demo
+
+    run_demo(out, size=size, real=real)
+
+
+def main() -> None:
+    """Console entry point: one clear line and a non-zero exit for user errors."""
+    try:
+        code = app(standalone_mode=False)
+    except GapfillError as exc:
+        print(f"gapfill: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print("gapfill: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except typer.TyperException as exc:
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        print(f"gapfill: error: {message} (see --help)", file=sys.stderr)
+        sys.exit(getattr(exc, "exit_code", 2))
+    except KeyboardInterrupt:
+        print("gapfill: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,2 @@
+"""Stage `fill`: not built yet (see the open issues)."""
+__all__: list[str] = []

@@ -1,0 +1,45 @@
+"""Logging per the design conventions: rich on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+__all__ = ["setup_logging", "progress_enabled"]
+
+
+def progress_enabled() -> bool:
+    """Progress bars only on an interactive terminal (never in CI or schedulers)."""
+    return sys.stderr.isatty()
+
+
+def setup_logging(level: str | int = "INFO") -> None:
+    """Configure the root logger once; later calls only change the level."""
+    if isinstance(level, str):
+        name = level.upper()
+        if name not in logging.getLevelNamesMapping():
+            from gapfill.errors import InputError
+
+            raise InputError(
+                f"unknown log level {level!r}: use DEBUG, INFO, WARNING or ERROR"
+            )
+        level = logging.getLevelNamesMapping()[name]
+    root = logging.getLogger()
+    if not getattr(root, "_gapfill_configured", False):
+        handler: logging.Handler
+        if progress_enabled():
+            from rich.logging import RichHandler
+
+            handler = RichHandler(show_path=False, rich_tracebacks=False)
+            handler.setFormatter(logging.Formatter("%(message)s", datefmt="[%X]"))
+        else:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(
+                logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+            )
+        root.addHandler(handler)
+        root._gapfill_configured = True  # type: ignore[attr-defined]
+    root.setLevel(level)
+    # urllib3 logs each retry at WARNING; the final error says it once.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
+    logging.getLogger("gapfill").setLevel(level)
