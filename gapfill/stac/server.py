@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import glob
+import json
 import logging
 import os
 import pwd
@@ -115,25 +116,36 @@ def load_catalog_dicts(catalog_dirs: Sequence[str | Path]) -> tuple[list[dict], 
             raise InputError(f"{root} is not a readable STAC catalog ({exc})") from None
         if not isinstance(cat, pystac.Catalog):
             raise InputError(f"{root} is a STAC {type(cat).__name__}, not a catalog")
+        # Raw JSON, not pystac's objects: pystac migrates old extension versions on read
+        # (projection v1 -> v2 drops proj:epsg), and the API must serve what providers do.
         for coll in cat.get_all_collections():
-            _merge_collection(collections, coll.to_dict(include_self_link=False, transform_hrefs=False))
+            _merge_collection(collections, _raw(coll.get_self_href()))
         for item in cat.get_items(recursive=True):
-            if item.collection_id is None:
+            href = item.get_self_href()
+            data = _raw(href)
+            cid = data.get("collection") or item.collection_id
+            if cid is None:
                 raise InputError(f"item {item.id} in {root} belongs to no collection")
-            key = (item.collection_id, item.id)
+            key = (cid, item.id)
             if key in seen:
-                raise InputError(
-                    f"item {item.id} of {item.collection_id} is in both {seen[key]} and {root}"
-                )
+                raise InputError(f"item {item.id} of {cid} is in both {seen[key]} and {root}")
             seen[key] = root
-            item.make_asset_hrefs_absolute()
-            data = item.to_dict(include_self_link=False, transform_hrefs=False)
+            base = Path(href).parent
+            for asset in data.get("assets", {}).values():
+                if "://" not in asset["href"]:
+                    asset["href"] = str((base / asset["href"]).resolve())
             data["links"] = []
-            data["collection"] = item.collection_id
+            data["collection"] = cid
             items.append(data)
     for c in collections.values():
         c["links"] = []
     return list(collections.values()), items
+
+
+def _raw(href: str | None) -> dict:
+    if href is None:
+        raise InputError("a STAC object in the catalog has no file")
+    return json.loads(Path(href).read_text())
 
 
 def _merge_collection(collections: dict[str, dict], new: dict) -> None:

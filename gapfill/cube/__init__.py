@@ -1,2 +1,0 @@
-"""Stage `cube`: not built yet (see the open issues)."""
-__all__: list[str] = []

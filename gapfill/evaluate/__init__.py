@@ -1,2 +1,0 @@
-"""Stage `evaluate`: not built yet (see the open issues)."""
-__all__: list[str] = []

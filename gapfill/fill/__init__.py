@@ -1,2 +1,0 @@
-"""Stage `fill`: not built yet (see the open issues)."""
-__all__: list[str] = []

@@ -1,2 +1,0 @@
-"""Stage `train`: not built yet (see the open issues)."""
-__all__: list[str] = []
