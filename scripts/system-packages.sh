@@ -4,21 +4,20 @@
 set -euo pipefail
 
 need=()
-for pkg in postgresql postgresql-postgis; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
-done
-# postgresql-postgis is a metapackage; an installed versioned PostGIS is enough.
-if [[ " ${need[*]-} " == *" postgresql-postgis "* ]] && ls /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1; then
-  need=("${need[@]/postgresql-postgis}")
+dpkg -s postgresql >/dev/null 2>&1 || need+=(postgresql)
+# Any installed PostGIS for the server's major version will do (postgresql-15-postgis-3
+# here); the metapackage postgresql-postgis picks the one of the default server.
+if ! dpkg -s postgresql-postgis >/dev/null 2>&1 \
+    && ! ls /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1; then
+  need+=(postgresql-postgis)
 fi
-need=(${need[@]+"${need[@]}"})
 [ ${#need[@]} -eq 0 ] && exit 0
 
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 echo "installing system packages: ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get install -y -q "${need[@]}" >/dev/null 2>&1 || {
+if ! $SUDO apt-get install -y -q "${need[@]}" >/dev/null 2>&1; then
   $SUDO apt-get update -q >/dev/null
   $SUDO apt-get install -y -q "${need[@]}" >/dev/null
-}
+fi

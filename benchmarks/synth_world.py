@@ -1,0 +1,85 @@
+"""Synthetic world generation vs its floor, and peak memory at 1x and 4x area.
+
+Floor: writing the same files (same count, sizes, dtypes, COG conversion) from
+arrays that cost nothing to compute, so the ratio is the price of the physics.
+Usage: python benchmarks/synth_world.py [--size 1024] [--dates 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import measure, write_result  # noqa: E402
+
+
+def _generate(out: str, size: int, dates: int, block: int) -> dict:
+    from gapfill.synth import WorldSpec, make_world
+
+    make_world(out, WorldSpec(size=size, dates=dates, block=block))
+    files = list(Path(out).rglob("*.tif"))
+    return {"files": len(files), "bytes": sum(f.stat().st_size for f in files)}
+
+
+def _floor(world: str, out: str, block: int) -> dict:
+    """Rewrite every COG of `world` with the same profile, from blocks of zeros."""
+    import numpy as np
+    import rasterio
+    import rasterio.shutil
+    from rasterio.windows import Window
+
+    n = 0
+    for src_path in sorted(Path(world).rglob("*.tif")):
+        dst = Path(out) / src_path.relative_to(world)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_suffix(".tmp.tif")
+        with rasterio.open(src_path) as src:
+            profile = {**src.profile, "driver": "GTiff", "tiled": True, "blockxsize": 256,
+                       "blockysize": 256, "compress": "deflate"}
+            with rasterio.open(tmp, "w", **profile) as ds:
+                for r in range(0, src.height, block):
+                    for c in range(0, src.width, block):
+                        w = Window(c, r, min(block, src.width - c), min(block, src.height - r))
+                        ds.write(np.zeros((src.count, int(w.height), int(w.width)), src.dtypes[0]), window=w)
+        rasterio.shutil.copy(tmp, dst, driver="COG", COMPRESS="DEFLATE", PREDICTOR="2",
+                             BLOCKSIZE="512", OVERVIEWS="AUTO")
+        tmp.unlink()
+        n += 1
+    return {"files": n}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", type=int, default=1024)
+    ap.add_argument("--dates", type=int, default=6)
+    ap.add_argument("--block", type=int, default=512)
+    a = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="gapfill-bench-"))
+    try:
+        one = measure(_generate, str(tmp / "w1"), a.size, a.dates, a.block)
+        floor = measure(_floor, str(tmp / "w1"), str(tmp / "floor"), a.block)
+        four = measure(_generate, str(tmp / "w4"), 2 * a.size, a.dates, a.block)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    mpix = a.size * a.size * a.dates / 1e6
+    result = {
+        "params": vars(a),
+        "generate_1x": one,
+        "floor_same_files_1x": floor,
+        "generate_4x_area": four,
+        "s2_mpix_per_s_1x": round(mpix / one["wall_s"], 3),
+        "time_ratio_vs_floor": round(one["wall_s"] / floor["wall_s"], 2),
+        "peak_rss_ratio_4x_vs_1x": round(four["peak_rss_mb"] / one["peak_rss_mb"], 3),
+        "time_ratio_4x_vs_1x": round(four["wall_s"] / one["wall_s"], 2),
+    }
+    path = write_result("synth_world", result)
+    print(path.read_text())
+
+
+if __name__ == "__main__":
+    main()
