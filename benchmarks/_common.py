@@ -40,8 +40,11 @@ def write_result(name: str, payload: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {
         "benchmark": name,
-        "machine": {"cpus": mp.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
+        "machine": {
+            "cpus": mp.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
         "software": {"gapfill": __version__, "git_sha": git_sha()},
         **payload,
     }

@@ -29,8 +29,10 @@ def _floor(url: str, page: int) -> int:
     with httpx.Client(timeout=30) as client:
         for coll in ("sentinel-2-l2a", "sentinel-1-rtc"):
             body: dict | None = {
-                "collections": [coll], "bbox": [float(v) for v in AOI.split(",")],
-                "datetime": f"{START}T00:00:00Z/{END}T23:59:59.999999Z", "limit": page,
+                "collections": [coll],
+                "bbox": [float(v) for v in AOI.split(",")],
+                "datetime": f"{START}T00:00:00Z/{END}T23:59:59.999999Z",
+                "limit": page,
             }
             target = f"{url}/search"
             while body is not None:
@@ -72,14 +74,17 @@ def main() -> None:
                 times[name].append(time.perf_counter() - t)
     assert counts["gapfill"] == counts["floor_httpx"], counts
     med = {k: statistics.median(v) for k, v in times.items()}
-    path = write_result("stac_search", {
-        "params": vars(a),
-        "server_startup_s": round(startup, 2),
-        "items_per_search": counts["gapfill"],
-        "median_s": {k: round(v, 4) for k, v in med.items()},
-        "all_s": {k: [round(x, 4) for x in v] for k, v in times.items()},
-        "ratio_gapfill_vs_floor": round(med["gapfill"] / med["floor_httpx"], 2),
-    })
+    path = write_result(
+        "stac_search",
+        {
+            "params": vars(a),
+            "server_startup_s": round(startup, 2),
+            "items_per_search": counts["gapfill"],
+            "median_s": {k: round(v, 4) for k, v in med.items()},
+            "all_s": {k: [round(x, 4) for x in v] for k, v in times.items()},
+            "ratio_gapfill_vs_floor": round(med["gapfill"] / med["floor_httpx"], 2),
+        },
+    )
     print(path.read_text())
 
 

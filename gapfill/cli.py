@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -32,7 +32,9 @@ app.add_typer(stac_app, name="stac")
 log = logging.getLogger("gapfill")
 
 LogLevel = Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR")]
-Verbose = Annotated[int, typer.Option("--verbose", "-v", count=True, help="more logging (-v: DEBUG)")]
+Verbose = Annotated[
+    int, typer.Option("--verbose", "-v", count=True, help="more logging (-v: DEBUG)")
+]
 
 
 def _logging(level: str, verbose: int) -> None:
@@ -42,7 +44,9 @@ def _logging(level: str, verbose: int) -> None:
 @synth_app.command("world")
 def synth_world(
     out: Annotated[Path, typer.Argument(help="new folder for the world")],
-    size: Annotated[int, typer.Option(help="width and height in 10 m pixels (even, 64..10980)")] = 1024,
+    size: Annotated[
+        int, typer.Option(help="width and height in 10 m pixels (even, 64..10980)")
+    ] = 1024,
     dates: Annotated[int, typer.Option(help="number of Sentinel-2 days")] = 12,
     seed: int = 0,
     landscape: Annotated[str, typer.Option(help="flat-agri or mountain-arid")] = "flat-agri",
@@ -61,8 +65,13 @@ def synth_world(
     from gapfill.synth import WorldSpec, make_world
 
     try:
-        spec = WorldSpec(size=size, dates=dates, seed=seed, landscape=landscape,  # type: ignore[arg-type]
-                         s2_conventions=s2_conventions)  # type: ignore[arg-type]
+        spec = WorldSpec(
+            size=size,
+            dates=dates,
+            seed=seed,
+            landscape=landscape,
+            s2_conventions=s2_conventions,
+        )
     except ValidationError as exc:
         err = exc.errors()[0]
         raise InputError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from None
@@ -74,7 +83,7 @@ def synth_world(
 def synth_stats(
     world: Annotated[Path, typer.Argument(help="a folder made by 'gapfill synth world'")],
     reference: Annotated[
-        Optional[Path], typer.Option(help="a real static catalog to compare value ranges with")
+        Path | None, typer.Option(help="a real static catalog to compare value ranges with")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     log_level: LogLevel = "INFO",
@@ -115,8 +124,7 @@ def stac_serve(
         typer.echo("press Ctrl-C to stop")
         sys.stdout.flush()
         while not stop.wait(0.5):
-            dead = [p for p in api._procs if p.poll() is not None]
-            if dead:
+            if not api.alive():
                 from gapfill.errors import ServiceError
 
                 raise ServiceError("the local STAC API stopped unexpectedly")
@@ -129,14 +137,14 @@ def search_cmd(
     start: Annotated[str, typer.Option(help="first day, YYYY-MM-DD (UTC, inclusive)")],
     end: Annotated[str, typer.Option(help="last day, YYYY-MM-DD (UTC, inclusive)")],
     provider: Annotated[
-        Optional[str], typer.Option(help="earth-search or planetary-computer (S2)")
+        str | None, typer.Option(help="earth-search or planetary-computer (S2)")
     ] = None,
-    s1_provider: Annotated[Optional[str], typer.Option(help="Sentinel-1 provider")] = None,
-    stac_url: Annotated[Optional[str], typer.Option(help="any STAC API URL")] = None,
+    s1_provider: Annotated[str | None, typer.Option(help="Sentinel-1 provider")] = None,
+    stac_url: Annotated[str | None, typer.Option(help="any STAC API URL")] = None,
     profile: Annotated[
-        Optional[Path], typer.Option(help="YAML mapping of collections/asset keys for --stac-url")
+        Path | None, typer.Option(help="YAML mapping of collections/asset keys for --stac-url")
     ] = None,
-    max_cloud: Annotated[Optional[float], typer.Option(help="S2 eo:cloud_cover below PCT")] = None,
+    max_cloud: Annotated[float | None, typer.Option(help="S2 eo:cloud_cover below PCT")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON for machines")] = False,
     log_level: LogLevel = "WARNING",
     verbose: Verbose = 0,
@@ -161,9 +169,16 @@ def search_cmd(
         table.add_column(col)
     for row in result.rows():
         cc = row["cloud_cover"]
-        orbit = " ".join(str(x) for x in (row["relative_orbit"], row["orbit_state"]) if x is not None)
-        table.add_row(row["sensor"], row["datetime"][:19].replace("T", " "), row["id"],
-                      "" if cc is None else f"{cc:.1f}", orbit)
+        orbit = " ".join(
+            str(x) for x in (row["relative_orbit"], row["orbit_state"]) if x is not None
+        )
+        table.add_row(
+            row["sensor"],
+            row["datetime"][:19].replace("T", " "),
+            row["id"],
+            "" if cc is None else f"{cc:.1f}",
+            orbit,
+        )
     console = Console(width=160 if not sys.stdout.isatty() else None)
     console.print(table)
     console.print(result.summary())
@@ -174,7 +189,7 @@ def demo_cmd(
     out: Annotated[Path, typer.Option(help="folder for the demo's outputs")] = Path("demo-output"),
     size: Annotated[int, typer.Option(help="synthetic world size in pixels")] = 256,
     real: Annotated[
-        Optional[Path], typer.Option(help="the real sample's static catalog folder")
+        Path | None, typer.Option(help="the real sample's static catalog folder")
     ] = None,
     log_level: LogLevel = "INFO",
     verbose: Verbose = 0,

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 def default_real_sample() -> Path:
-    """The real Sentinel-1/2 sample: $GAPFILL_REAL_SAMPLE, else ../shared/data/real/... beside the repo."""
+    """The real S1/S2 sample: $GAPFILL_REAL_SAMPLE, else ../shared/data/real/… beside the repo."""
     env = os.environ.get("GAPFILL_REAL_SAMPLE")
     if env:
         return Path(env)
@@ -36,12 +36,16 @@ def _world(out: Path, size: int) -> Path:
     spec = WorldSpec(size=size, dates=12, seed=0, landscape="flat-agri")
     world = out / f"world-{spec.landscape}-{size}"
     meta = world / "world.json"
-    if meta.is_file() and json.loads(meta.read_text())["spec"] == json.loads(spec.model_dump_json()):
+    if meta.is_file() and json.loads(meta.read_text())["spec"] == json.loads(
+        spec.model_dump_json()
+    ):
         log.info("synthetic world already at %s", world)
         return world
     t0 = time.perf_counter()
     make_world(world, spec, overwrite=True)
-    log.info("synthetic world %dx%d, 12 dates written in %.1f s", size, size, time.perf_counter() - t0)
+    log.info(
+        "synthetic world %dx%d, 12 dates written in %.1f s", size, size, time.perf_counter() - t0
+    )
     return world
 
 
@@ -63,13 +67,20 @@ def run_demo(out: str | Path, *, size: int = 256, real: str | Path | None = None
     stats = world_stats(world, real_dir)
     summary: dict = {"world": str(world), "real_sample": str(real_dir), "realism": stats}
     with local_stac_api([world, real_dir]) as api:
-        typer.echo(f"local STAC API at {api.url}: {api.n_items} items in {api.n_collections} collections")
+        typer.echo(
+            f"local STAC API at {api.url}: {api.n_items} items in {api.n_collections} collections"
+        )
         s2p, s1p = profiles_for(stac_url=api.url)
         first, last = meta["s2"][0]["datetime"][:10], meta["s2"][-1]["datetime"][:10]
         searches = {
             "synthetic": (",".join(f"{v:.6f}" for v in meta["bbox_lonlat"]), first, last, None),
             "real": ("3.0195,50.8131,3.0283,50.8188", "2017-08-01", "2018-11-30", None),
-            "real, eo:cloud_cover < 20": ("3.0195,50.8131,3.0283,50.8188", "2017-08-01", "2018-11-30", 20.0),
+            "real, eo:cloud_cover < 20": (
+                "3.0195,50.8131,3.0283,50.8188",
+                "2017-08-01",
+                "2018-11-30",
+                20.0,
+            ),
         }
         summary["searches"] = {}
         for name, (aoi, start, end, cloud) in searches.items():
@@ -82,5 +93,7 @@ def run_demo(out: str | Path, *, size: int = 256, real: str | Path | None = None
         f"{stats['corr_abs_ds1_abs_ds2']}, |dS1| changed/unchanged "
         f"{stats['mean_abs_ds1_db_changed']}/{stats['mean_abs_ds1_db_unchanged']} dB"
     )
-    typer.echo(f"outputs: {out} (world catalog: {world / 'catalog.json'}, summary: demo-summary.json)")
+    typer.echo(
+        f"outputs: {out} (world catalog: {world / 'catalog.json'}, summary: demo-summary.json)"
+    )
     return summary

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +49,7 @@ class AOI:
     @property
     def geojson(self) -> dict:
         """The geometry as a GeoJSON mapping (for STAC `intersects` and cube attrs)."""
-        return shapely.geometry.mapping(self.geometry)  # type: ignore[return-value]
+        return dict(shapely.geometry.mapping(self.geometry))
 
 
 def _geometry_from_geojson(obj: dict) -> BaseGeometry:
@@ -119,7 +119,7 @@ def parse_aoi(text: str) -> AOI:
 def to_naive_utc(value: datetime) -> datetime:
     """Convert an aware datetime to naive UTC (the stored convention); naive is taken as UTC."""
     if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(UTC).replace(tzinfo=None)
     return value
 
 
@@ -173,7 +173,10 @@ class Grid:
 
     @classmethod
     def snapped(
-        cls, epsg: int, bounds: tuple[float, float, float, float], resolution: float = DEFAULT_RESOLUTION
+        cls,
+        epsg: int,
+        bounds: tuple[float, float, float, float],
+        resolution: float = DEFAULT_RESOLUTION,
     ) -> Grid:
         """Snap bounds outward to multiples of the resolution (the Sentinel-2 native grid)."""
         minx, miny, maxx, maxy = bounds
@@ -212,5 +215,5 @@ class Grid:
 
 
 def within_days(t_a: datetime, t_b: datetime, max_days: float) -> bool:
-    """"Within N days" means |t_a - t_b| <= N x 24 h."""
+    """ "Within N days" means |t_a - t_b| <= N x 24 h."""
     return abs(t_a - t_b) <= timedelta(days=max_days)

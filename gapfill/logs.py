@@ -20,9 +20,7 @@ def setup_logging(level: str | int = "INFO") -> None:
         if name not in logging.getLevelNamesMapping():
             from gapfill.errors import InputError
 
-            raise InputError(
-                f"unknown log level {level!r}: use DEBUG, INFO, WARNING or ERROR"
-            )
+            raise InputError(f"unknown log level {level!r}: use DEBUG, INFO, WARNING or ERROR")
         level = logging.getLevelNamesMapping()[name]
     root = logging.getLogger()
     if not getattr(root, "_gapfill_configured", False):

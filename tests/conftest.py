@@ -32,8 +32,12 @@ def world_pc(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def world_es(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """64 px mountain-arid world, Earth Search conventions, 6 dates."""
     out = tmp_path_factory.mktemp("worlds") / "mountain-es"
-    make_world(out, WorldSpec(size=64, dates=6, seed=3, landscape="mountain-arid",
-                              s2_conventions="earth-search"))
+    make_world(
+        out,
+        WorldSpec(
+            size=64, dates=6, seed=3, landscape="mountain-arid", s2_conventions="earth-search"
+        ),
+    )
     return out
 
 

@@ -74,16 +74,28 @@ class SensorProfile(BaseModel):
 
 PROVIDERS: dict[tuple[Sensor, str], SensorProfile] = {
     ("s2", "earth-search"): SensorProfile(
-        provider="earth-search", sensor="s2", url=EARTH_SEARCH_URL,
-        collection="sentinel-2-l2a", assets=_ES_S2, baseline_offset=False,
+        provider="earth-search",
+        sensor="s2",
+        url=EARTH_SEARCH_URL,
+        collection="sentinel-2-l2a",
+        assets=_ES_S2,
+        baseline_offset=False,
     ),
     ("s2", "planetary-computer"): SensorProfile(
-        provider="planetary-computer", sensor="s2", url=PLANETARY_COMPUTER_URL,
-        collection="sentinel-2-l2a", assets=_PC_S2, sign=True,
+        provider="planetary-computer",
+        sensor="s2",
+        url=PLANETARY_COMPUTER_URL,
+        collection="sentinel-2-l2a",
+        assets=_PC_S2,
+        sign=True,
     ),
     ("s1", "planetary-computer"): SensorProfile(
-        provider="planetary-computer", sensor="s1", url=PLANETARY_COMPUTER_URL,
-        collection="sentinel-1-rtc", assets=_PC_S1, sign=True,
+        provider="planetary-computer",
+        sensor="s1",
+        url=PLANETARY_COMPUTER_URL,
+        collection="sentinel-1-rtc",
+        assets=_PC_S1,
+        sign=True,
     ),
 }
 S2_PROVIDERS = tuple(p for s, p in PROVIDERS if s == "s2")
@@ -127,7 +139,9 @@ class _CustomMapping(BaseModel):
     s1: _CustomSensor = _CustomSensor(collection="sentinel-1-rtc")
 
 
-def custom_profiles(url: str, mapping: str | Path | None = None) -> tuple[SensorProfile, SensorProfile]:
+def custom_profiles(
+    url: str, mapping: str | Path | None = None
+) -> tuple[SensorProfile, SensorProfile]:
     """Profiles for any STAC API URL; `mapping` is an optional YAML file naming the
     collections and asset keys (default: `sentinel-2-l2a`/`sentinel-1-rtc`, keys of
     either Planetary Computer or Earth Search conventions)."""
@@ -151,10 +165,20 @@ def custom_profiles(url: str, mapping: str | Path | None = None) -> tuple[Sensor
         assets = spec.assets or default
         missing = [b for b in needed if b not in assets]
         if missing:
-            raise InputError(f"profile mapping for {sensor} lacks asset keys for {', '.join(missing)}")
-        out.append(SensorProfile(provider="custom", sensor=sensor, url=url.rstrip("/"),
-                                 collection=spec.collection, assets=assets, sign=spec.sign,
-                                 baseline_offset=spec.baseline_offset))
+            raise InputError(
+                f"profile mapping for {sensor} lacks asset keys for {', '.join(missing)}"
+            )
+        out.append(
+            SensorProfile(
+                provider="custom",
+                sensor=sensor,
+                url=url.rstrip("/"),
+                collection=spec.collection,
+                assets=assets,
+                sign=spec.sign,
+                baseline_offset=spec.baseline_offset,
+            )
+        )
     return out[0], out[1]
 
 
@@ -179,8 +203,10 @@ def profiles_for(
     if mapping is not None:
         raise InputError("--profile applies to --stac-url only")
     s2 = get_profile("s2", provider or "planetary-computer")
-    s1 = get_profile("s1", s1_provider or ("planetary-computer" if provider in (None, "earth-search")
-                                            else provider))
+    s1 = get_profile(
+        "s1",
+        s1_provider or ("planetary-computer" if provider in (None, "earth-search") else provider),
+    )
     return s2, s1
 
 
@@ -192,7 +218,8 @@ def asset_key(item: Any, band: str, profile: SensorProfile) -> str:
             return key
     item_id = item.id if hasattr(item, "id") else item.get("id")
     raise InputError(
-        f"item {item_id} has no asset for {band} (looked for {', '.join(profile.assets.get(band, []))}; "
+        f"item {item_id} has no asset for {band} "
+        f"(looked for {', '.join(profile.assets.get(band, []))}; "
         f"it has {', '.join(sorted(assets))}): fix the profile mapping"
     )
 

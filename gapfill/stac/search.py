@@ -23,23 +23,36 @@ log = logging.getLogger(__name__)
 
 def _short_reason(text: str) -> str:
     low = text.lower()
-    for needle, short in (("connection refused", "connection refused"),
-                          ("name or service not known", "host not found"),
-                          ("temporary failure in name resolution", "host not found"),
-                          ("timed out", "timed out"), ("404", "HTTP 404 not found")):
+    for needle, short in (
+        ("connection refused", "connection refused"),
+        ("name or service not known", "host not found"),
+        ("temporary failure in name resolution", "host not found"),
+        ("timed out", "timed out"),
+        ("404", "HTTP 404 not found"),
+    ):
         if needle in low:
             return short
     return text.splitlines()[0][:160] if text else "no answer"
 
 
-def open_client(url: str, *, modifier: Any = None, retries: int = 3, timeout: float = 20.0) -> Client:
+def open_client(
+    url: str, *, modifier: Any = None, retries: int = 3, timeout: float = 20.0
+) -> Client:
     """Open a STAC API with bounded retries; unreachable or non-API URLs raise one clear error."""
-    retry = Retry(total=retries, connect=retries, read=retries, backoff_factor=0.3,
-                  status_forcelist=(429, 500, 502, 503, 504), allowed_methods=None,
-                  raise_on_status=False)
+    retry = Retry(
+        total=retries,
+        connect=retries,
+        read=retries,
+        backoff_factor=0.3,
+        status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=None,
+        raise_on_status=False,
+    )
     io = StacApiIO(max_retries=retry, timeout=(min(timeout, 5.0), timeout))
     try:
-        client = Client.open(url, modifier=modifier, stac_io=io, timeout=(min(timeout, 5.0), timeout))
+        client = Client.open(
+            url, modifier=modifier, stac_io=io, timeout=(min(timeout, 5.0), timeout)
+        )
     except APIError as exc:
         reason = _short_reason(str(exc))
         raise ServiceError(
@@ -88,15 +101,17 @@ class SearchResult:
             for it in items:
                 props = it.properties
                 orbit = relative_orbit(it)
-                out.append({
-                    "sensor": sensor,
-                    "datetime": item_datetime(it).isoformat() + "Z",
-                    "id": it.id,
-                    "collection": it.collection_id,
-                    "cloud_cover": props.get("eo:cloud_cover"),
-                    "relative_orbit": orbit,
-                    "orbit_state": props.get("sat:orbit_state"),
-                })
+                out.append(
+                    {
+                        "sensor": sensor,
+                        "datetime": item_datetime(it).isoformat() + "Z",
+                        "id": it.id,
+                        "collection": it.collection_id,
+                        "cloud_cover": props.get("eo:cloud_cover"),
+                        "relative_orbit": orbit,
+                        "orbit_state": props.get("sat:orbit_state"),
+                    }
+                )
         return out
 
     def to_json(self) -> dict:
@@ -106,17 +121,27 @@ class SearchResult:
             "start": self.dates.start.isoformat(),
             "end": self.dates.end.isoformat(),
             "max_cloud": self.max_cloud,
-            "s2": {"provider": self.s2_profile.provider, "url": self.s2_profile.url,
-                   "collection": self.s2_profile.collection},
-            "s1": {"provider": self.s1_profile.provider, "url": self.s1_profile.url,
-                   "collection": self.s1_profile.collection},
+            "s2": {
+                "provider": self.s2_profile.provider,
+                "url": self.s2_profile.url,
+                "collection": self.s2_profile.collection,
+            },
+            "s1": {
+                "provider": self.s1_profile.provider,
+                "url": self.s1_profile.url,
+                "collection": self.s1_profile.collection,
+            },
             "items": self.rows(),
             "summary": self.summary(),
         }
 
 
 def _search_one(
-    client: Client, profile: SensorProfile, aoi: AOI, dates: DateRange, query: dict | None,
+    client: Client,
+    profile: SensorProfile,
+    aoi: AOI,
+    dates: DateRange,
+    query: dict | None,
     page_size: int,
 ) -> list[pystac.Item]:
     try:
@@ -130,8 +155,11 @@ def _search_one(
         )
     try:
         found = client.search(
-            collections=[profile.collection], intersects=aoi.geojson,
-            datetime=dates.stac_interval, query=query, limit=page_size,
+            collections=[profile.collection],
+            intersects=aoi.geojson,
+            datetime=dates.stac_interval,
+            query=query,
+            limit=page_size,
         )
         items = list(found.items())
     except APIError as exc:

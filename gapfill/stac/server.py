@@ -36,9 +36,14 @@ log = logging.getLogger(__name__)
 
 # Properties that must compare as numbers in `query`/CQL2 filters and sorting.
 _QUERYABLES = {
-    "eo:cloud_cover": ('{"title": "Cloud cover", "type": "number", "minimum": 0, "maximum": 100}',
-                       "to_float"),
-    "sat:relative_orbit": ('{"title": "Relative orbit", "type": "integer", "minimum": 1}', "to_int"),
+    "eo:cloud_cover": (
+        '{"title": "Cloud cover", "type": "number", "minimum": 0, "maximum": 100}',
+        "to_float",
+    ),
+    "sat:relative_orbit": (
+        '{"title": "Relative orbit", "type": "integer", "minimum": 1}',
+        "to_int",
+    ),
 }
 _PR_SET_PDEATHSIG = 1
 
@@ -107,9 +112,7 @@ def load_catalog_dicts(catalog_dirs: Sequence[str | Path]) -> tuple[list[dict], 
         path = Path(d).resolve()
         root = path / "catalog.json" if path.is_dir() else path
         if not root.is_file():
-            raise InputError(
-                f"{d} has no catalog.json: give the folder of a static STAC catalog"
-            )
+            raise InputError(f"{d} has no catalog.json: give the folder of a static STAC catalog")
         try:
             cat = pystac.read_file(str(root))
         except Exception as exc:  # pystac raises many types for a broken file
@@ -130,7 +133,7 @@ def load_catalog_dicts(catalog_dirs: Sequence[str | Path]) -> tuple[list[dict], 
             if key in seen:
                 raise InputError(f"item {item.id} of {cid} is in both {seen[key]} and {root}")
             seen[key] = root
-            base = Path(href).parent
+            base = Path(str(href)).parent
             for asset in data.get("assets", {}).values():
                 if "://" not in asset["href"]:
                     asset["href"] = str((base / asset["href"]).resolve())
@@ -156,14 +159,19 @@ def _merge_collection(collections: dict[str, dict], new: dict) -> None:
     # STAC: the first bbox is the overall extent, the others the parts.
     boxes = old["extent"]["spatial"]["bbox"][1:] or old["extent"]["spatial"]["bbox"][:1]
     boxes = boxes + new["extent"]["spatial"]["bbox"][-1:]
-    overall = [min(b[0] for b in boxes), min(b[1] for b in boxes),
-               max(b[2] for b in boxes), max(b[3] for b in boxes)]
+    overall = [
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    ]
     old["extent"]["spatial"]["bbox"] = [overall, *boxes]
     oi, ni = old["extent"]["temporal"]["interval"][0], new["extent"]["temporal"]["interval"][0]
     starts = [t for t in (oi[0], ni[0]) if t]
     ends = [t for t in (oi[1], ni[1]) if t]
-    old["extent"]["temporal"]["interval"] = [[min(starts) if starts else None,
-                                              max(ends) if ends else None]]
+    old["extent"]["temporal"]["interval"] = [
+        [min(starts) if starts else None, max(ends) if ends else None]
+    ]
 
 
 @dataclass
@@ -178,6 +186,10 @@ class LocalStacApi:
     n_items: int
     _procs: list[subprocess.Popen] = field(default_factory=list, repr=False)
     _tmp: Path | None = field(default=None, repr=False)
+
+    def alive(self) -> bool:
+        """Whether the database and the API processes are still running."""
+        return bool(self._procs) and all(p.poll() is None for p in self._procs)
 
     def close(self) -> None:
         """Stop the API and the database and remove the data folder."""
@@ -202,7 +214,10 @@ def _wait_for(check, what: str, proc: subprocess.Popen, timeout: float, logfile:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = logfile.read_text(errors="replace")[-1500:] if logfile.exists() else ""
-            raise ServiceError(f"{what} exited during start-up (code {proc.returncode}): {tail.strip().splitlines()[-1] if tail.strip() else 'no output'}")
+            raise ServiceError(
+                f"{what} exited during start-up (code {proc.returncode}): "
+                f"{tail.strip().splitlines()[-1] if tail.strip() else 'no output'}"
+            )
         if check():
             return
         time.sleep(0.1)
@@ -219,9 +234,7 @@ def local_stac_api(
     """
     collections, items = load_catalog_dicts(catalogs)
     if port is not None and _port_in_use(port):
-        raise InputError(
-            f"port {port} on 127.0.0.1 is already in use: pick another with --port"
-        )
+        raise InputError(f"port {port} on 127.0.0.1 is already in use: pick another with --port")
     bindir = _pg_bindir()
     tmp = Path(tempfile.mkdtemp(prefix="gapfill-stac-"))
     os.chmod(tmp, 0o755)
@@ -240,19 +253,48 @@ def local_stac_api(
         pg_log = tmp / "initdb.log"
         with open(pg_log, "wb") as out:
             rc = subprocess.run(
-                [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                 "-E", "UTF8", "--locale=C.UTF-8"],
-                stdout=out, stderr=subprocess.STDOUT, preexec_fn=_as_user(uid, gid), check=False,
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_as_user(uid, gid),
+                check=False,
             ).returncode
         if rc != 0:
             raise ServiceError(f"initdb failed (see {pg_log}): {pg_log.read_text()[-300:].strip()}")
         pg_port = free_port()
         pg_logfile = tmp / "postgres.log"
         pg = subprocess.Popen(
-            [str(bindir / "postgres"), "-D", str(data), "-p", str(pg_port), "-k", str(sock),
-             "-h", "127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-             "-c", "full_page_writes=off", "-c", "max_connections=50"],
-            stdout=open(pg_logfile, "wb"), stderr=subprocess.STDOUT,
+            [
+                str(bindir / "postgres"),
+                "-D",
+                str(data),
+                "-p",
+                str(pg_port),
+                "-k",
+                str(sock),
+                "-h",
+                "127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=50",
+            ],
+            stdout=open(pg_logfile, "wb"),
+            stderr=subprocess.STDOUT,
             preexec_fn=_as_user(uid, gid),
         )
         api._procs.append(pg)
@@ -263,23 +305,49 @@ def local_stac_api(
         api_log = tmp / "api.log"
         env = {
             **os.environ,
-            "PGUSER": "postgres", "PGPASSWORD": "unused", "PGHOST": "127.0.0.1",
-            "PGPORT": str(pg_port), "PGDATABASE": "postgres",
-            "ENABLE_RESPONSE_MODELS": "false", "DB_MIN_CONN_SIZE": "1", "DB_MAX_CONN_SIZE": "4",
+            "PGUSER": "postgres",
+            "PGPASSWORD": "unused",
+            "PGHOST": "127.0.0.1",
+            "PGPORT": str(pg_port),
+            "PGDATABASE": "postgres",
+            "ENABLE_RESPONSE_MODELS": "false",
+            "DB_MIN_CONN_SIZE": "1",
+            "DB_MAX_CONN_SIZE": "4",
         }
         server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "stac_fastapi.pgstac.app:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(api_port), "--log-level", "warning"],
-            stdout=open(api_log, "wb"), stderr=subprocess.STDOUT, env=env, cwd=tmp,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "stac_fastapi.pgstac.app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(api_port),
+                "--log-level",
+                "warning",
+            ],
+            stdout=open(api_log, "wb"),
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=tmp,
             preexec_fn=_as_user(None, None),
         )
         api._procs.append(server)
         url = f"http://127.0.0.1:{api_port}"
-        _wait_for(lambda: _http_ok(url + "/_mgmt/ping"), "stac-fastapi-pgstac", server,
-                  startup_timeout, api_log)
+        _wait_for(
+            lambda: _http_ok(url + "/_mgmt/ping"),
+            "stac-fastapi-pgstac",
+            server,
+            startup_timeout,
+            api_log,
+        )
         api.url, api.port, api.pg_port, api.dsn = url, api_port, pg_port, dsn
         api.n_collections, api.n_items = len(collections), len(items)
-        log.info("local STAC API at %s: %d collections, %d items", url, len(collections), len(items))
+        log.info(
+            "local STAC API at %s: %d collections, %d items", url, len(collections), len(items)
+        )
         yield api
     finally:
         api.close()

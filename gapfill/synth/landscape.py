@@ -6,7 +6,7 @@ renders block by block with bounded memory and identical results for any block s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -45,7 +45,7 @@ _SIGMA = {
 
 
 @dataclass
-class _Static:
+class Static:
     """Per-pixel properties that do not change with time."""
 
     cls: np.ndarray
@@ -58,7 +58,6 @@ class _Static:
     elevation: np.ndarray
     slope_x: np.ndarray
     slope_y: np.ndarray
-    extra: dict = field(default_factory=dict)
 
 
 class Landscape:
@@ -91,7 +90,7 @@ class Landscape:
         )
         return np.abs(v - centre)
 
-    def static(self, u: np.ndarray, v: np.ndarray) -> _Static:
+    def static(self, u: np.ndarray, v: np.ndarray) -> Static:
         """Land cover, parcels, crop calendar, events and terrain at positions (u, v) in m."""
         s = self.seed
         flat = self.spec.landscape == "flat-agri"
@@ -154,17 +153,17 @@ class Landscape:
         texture = 0.06 * fractal(u, v, 40.0, s + 14, octaves=3) + 0.03 * value_noise(
             u, v, ps, s + 15
         )
-        return _Static(
+        return Static(
             cls, parcel, sow, harvest, build, flood_zone, texture, elevation, slope_x, slope_y
         )
 
     # ---- time-varying state ----------------------------------------------------------
-    def _veg_fraction(self, st: _Static, t: float) -> np.ndarray:
+    def _veg_fraction(self, st: Static, t: float) -> np.ndarray:
         grow = 1.0 / (1.0 + np.exp(-(t - st.sow - 18.0) / 6.0))
         grown = np.where(t >= st.harvest, 0.06, grow * (t >= st.sow))
         return grown
 
-    def _state(self, st: _Static, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _state(self, st: Static, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(class, vegetation fraction, flooded) at time t (days since the first date)."""
         cls = st.cls.copy()
         cls[t >= st.build] = URBAN
@@ -174,7 +173,7 @@ class Landscape:
         flooded = st.flood_zone & (f0 <= t) & (t <= f1) & (cls != WATER)
         return cls, veg, flooded
 
-    def _snow(self, st: _Static, t: float) -> np.ndarray:
+    def _snow(self, st: Static, t: float) -> np.ndarray:
         if self.spec.landscape == "flat-agri":
             return np.zeros(st.cls.shape, bool)
         # The snow line descends through the season from above the highest peaks.
@@ -186,7 +185,7 @@ class Landscape:
         """Soil moisture anomaly of the day, in [-1, 1]."""
         return float(self._moisture[int(np.floor(t)) % self._moisture.size])
 
-    def reflectance(self, st: _Static, t: float) -> np.ndarray:
+    def reflectance(self, st: Static, t: float) -> np.ndarray:
         """True cloud-free surface reflectance (4, ...) at time t."""
         cls, veg, flooded = self._state(st, t)
         soil_key = "soil" if self.spec.landscape == "flat-agri" else "arid"
@@ -211,7 +210,9 @@ class Landscape:
             out = out * np.clip(shade / np.sin(np.radians(35)), 0.25, 1.6)
         return np.clip(out, 0.0005, 1.2).astype(np.float32)
 
-    def backscatter_db(self, st: _Static, t: float, ascending: bool, incidence_offset: float) -> np.ndarray:
+    def backscatter_db(
+        self, st: Static, t: float, ascending: bool, incidence_offset: float
+    ) -> np.ndarray:
         """Backscatter (VV, VH) in dB at time t, for an orbit of the given direction."""
         cls, veg, flooded = self._state(st, t)
         soil_key = "soil" if self.spec.landscape == "flat-agri" else "arid"
@@ -232,7 +233,7 @@ class Landscape:
             out = out + 6.0 * np.tanh(-look * st.slope_x * 1.5)
         return out.astype(np.float32)
 
-    def landcover(self, st: _Static, t: float) -> np.ndarray:
+    def landcover(self, st: Static, t: float) -> np.ndarray:
         """The land-cover class at time t (flooded land counts as water)."""
         cls, _, flooded = self._state(st, t)
         cls = cls.copy()
@@ -240,7 +241,9 @@ class Landscape:
         return cls
 
     # ---- clouds ----------------------------------------------------------------------
-    def cloud_opacity(self, u: np.ndarray, v: np.ndarray, date_index: int, cover: float) -> np.ndarray:
+    def cloud_opacity(
+        self, u: np.ndarray, v: np.ndarray, date_index: int, cover: float
+    ) -> np.ndarray:
         """Cloud opacity in [0, 1] from a fractal field thresholded to the day's cover."""
         if cover <= 0.005:
             return np.zeros(np.broadcast(u, v).shape, np.float32)

@@ -26,12 +26,22 @@ class Location(BaseModel):
 # the flat Jianghan plain (China) and the mountains of northern Iraq.
 LOCATIONS: dict[str, Location] = {
     "flat-agri": Location(
-        epsg=32649, x0=699960.0, y0=3370020.0, mgrs_tile="49RFP",
-        s2_relative_orbit=75, s1_orbits=(11, 113), lon=113.1,
+        epsg=32649,
+        x0=699960.0,
+        y0=3370020.0,
+        mgrs_tile="49RFP",
+        s2_relative_orbit=75,
+        s1_orbits=(11, 113),
+        lon=113.1,
     ),
     "mountain-arid": Location(
-        epsg=32638, x0=499980.0, y0=4040040.0, mgrs_tile="38SMF",
-        s2_relative_orbit=35, s1_orbits=(72, 174), lon=45.0,
+        epsg=32638,
+        x0=499980.0,
+        y0=4040040.0,
+        mgrs_tile="38SMF",
+        s2_relative_orbit=35,
+        s1_orbits=(72, 174),
+        lon=45.0,
     ),
 }
 

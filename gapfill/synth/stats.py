@@ -10,7 +10,9 @@ import pystac
 import rasterio
 from scipy.ndimage import uniform_filter
 
+from gapfill.bands import S2_BANDS, S2_SCL
 from gapfill.errors import InputError
+from gapfill.stac.providers import asset_key, custom_profiles, s2_scale_offset
 
 __all__ = ["world_stats", "catalog_value_ranges"]
 
@@ -20,7 +22,9 @@ CHANGE_THRESHOLD = 0.05
 SPECKLE_WINDOW = 5
 
 
-def _read(href: str) -> np.ndarray:
+def _read(href: str | None) -> np.ndarray:
+    if href is None:
+        raise InputError("an asset of the catalog has no href")
     with rasterio.open(href) as ds:
         return ds.read(out_dtype="float64", masked=True).filled(np.nan)
 
@@ -28,38 +32,39 @@ def _read(href: str) -> np.ndarray:
 def _items(catalog_dir: Path) -> dict[str, list[pystac.Item]]:
     path = catalog_dir / "catalog.json"
     if not path.is_file():
-        raise InputError(f"{catalog_dir} has no catalog.json: give a folder made by 'gapfill synth world'")
+        raise InputError(
+            f"{catalog_dir} has no catalog.json: give a folder made by 'gapfill synth world'"
+        )
     cat = pystac.Catalog.from_file(str(path))
     out: dict[str, list[pystac.Item]] = {}
     for item in cat.get_items(recursive=True):
         out.setdefault(item.collection_id or "", []).append(item)
     for items in out.values():
-        items.sort(key=lambda i: i.datetime)
+        items.sort(key=lambda i: (str(i.datetime), i.id))
     return out
 
 
 def _s2_reflectance(item: pystac.Item) -> np.ndarray:
-    """Reflectance (4, y, x) of an S2 item, with PC or Earth Search conventions."""
-    keys = ("B02", "B03", "B04", "B08") if "B02" in item.assets else ("blue", "green", "red", "nir")
-    bands = []
-    for k in keys:
-        dn = _read(item.assets[k].get_absolute_href())[0]
-        rb = item.assets[k].extra_fields.get("raster:bands")
-        if rb and "scale" in rb[0]:
-            bands.append(dn * rb[0]["scale"] + rb[0].get("offset", 0.0))
-        else:
-            base = item.properties.get("s2:processing_baseline", "00.00")
-            bands.append((dn - (1000 if base >= "04.00" else 0)) / 10000.0)
-    return np.stack(bands)
+    """Reflectance (4, y, x) of an S2 item, read with either provider's conventions."""
+    profile, _ = custom_profiles("http://local")
+    return np.stack(
+        [
+            _read(item.assets[key].get_absolute_href())[0] * scale + offset
+            for key in (asset_key(item, b, profile) for b in S2_BANDS)
+            for scale, offset in [s2_scale_offset(item, key, profile)]
+        ]
+    )
 
 
 def catalog_value_ranges(catalog_dir: str | Path, max_items: int = 12) -> dict:
     """Percentiles (1, 50, 99) of S2 reflectance on clear pixels and S1 dB per band."""
     items = _items(Path(catalog_dir))
     s2_vals: list[np.ndarray] = []
-    for item in items.get("sentinel-2-l2a", [])[:: max(1, len(items.get("sentinel-2-l2a", [])) // max_items)]:
+    for item in items.get("sentinel-2-l2a", [])[
+        :: max(1, len(items.get("sentinel-2-l2a", [])) // max_items)
+    ]:
         refl = _s2_reflectance(item)
-        scl_key = "SCL" if "SCL" in item.assets else "scl"
+        scl_key = asset_key(item, S2_SCL, custom_profiles("http://local")[0])
         scl = _read(item.assets[scl_key].get_absolute_href())[0]
         clear = np.isin(np.kron(scl, np.ones((2, 2)))[: refl.shape[1], : refl.shape[2]], (4, 5, 6))
         if clear.any():
@@ -78,7 +83,9 @@ def catalog_value_ranges(catalog_dir: str | Path, max_items: int = 12) -> dict:
             out[f"s2_{name}"] = [round(float(p), 4) for p in np.nanpercentile(allv[b], (1, 50, 99))]
     for pol, vals in s1_vals.items():
         if vals:
-            out[f"s1_{pol}_db"] = [round(float(p), 2) for p in np.percentile(np.concatenate(vals), (1, 50, 99))]
+            out[f"s1_{pol}_db"] = [
+                round(float(p), 2) for p in np.percentile(np.concatenate(vals), (1, 50, 99))
+            ]
     return out
 
 
@@ -94,7 +101,9 @@ def world_stats(world_dir: str | Path, reference: str | Path | None = None) -> d
     world_dir = Path(world_dir)
     meta_path = world_dir / "world.json"
     if not meta_path.is_file():
-        raise InputError(f"{world_dir} has no world.json: give a folder made by 'gapfill synth world'")
+        raise InputError(
+            f"{world_dir} has no world.json: give a folder made by 'gapfill synth world'"
+        )
     meta = json.loads(meta_path.read_text())
     index = json.loads((world_dir / "truth" / "index.json").read_text())
     s2 = meta["s2"]
@@ -139,7 +148,9 @@ def world_stats(world_dir: str | Path, reference: str | Path | None = None) -> d
         "change_fraction_mean": round(float(np.mean(fractions)), 4),
         "corr_abs_ds1_abs_ds2": round(float(np.mean(corrs)), 3) if corrs else None,
         "mean_abs_ds1_db_changed": round(float(np.mean(ds1_changed)), 3) if ds1_changed else None,
-        "mean_abs_ds1_db_unchanged": round(float(np.mean(ds1_unchanged)), 3) if ds1_unchanged else None,
+        "mean_abs_ds1_db_unchanged": round(float(np.mean(ds1_unchanged)), 3)
+        if ds1_unchanged
+        else None,
         "cloud_cover_pct": [round(c, 1) for c in covers],
         "cloud_cover_classes": {
             "clear(<5%)": sum(c < 5 for c in covers),

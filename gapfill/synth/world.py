@@ -24,9 +24,10 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from gapfill._provenance import __version__, git_sha
+from gapfill.bands import S2_BANDS
 from gapfill.errors import InputError
 from gapfill.synth._noise import hash_uniform, speckle
-from gapfill.synth.landscape import WATER, Landscape
+from gapfill.synth.landscape import WATER, Landscape, Static
 from gapfill.synth.spec import WorldSpec
 
 __all__ = ["make_world", "WorldSchedule", "S1Acquisition", "S2Acquisition", "schedule"]
@@ -39,7 +40,7 @@ _BASELINE_04_START = datetime(2022, 1, 25)
 _CLOUD_REFLECTANCE = np.array([0.42, 0.41, 0.42, 0.47], np.float32)[:, None, None]
 _COG_OPTIONS = {"COMPRESS": "DEFLATE", "PREDICTOR": "2", "BLOCKSIZE": "512", "OVERVIEWS": "AUTO"}
 _ES_KEYS = {"B02": "blue", "B03": "green", "B04": "red", "B08": "nir", "SCL": "scl"}
-_S2_BANDS = ("B02", "B03", "B04", "B08")
+_GDAL_CACHE_MB = 256
 _EXT = {
     "eo": "https://stac-extensions.github.io/eo/v1.1.0/schema.json",
     "proj": "https://stac-extensions.github.io/projection/v1.1.0/schema.json",
@@ -160,6 +161,16 @@ def _s1_id(spec: WorldSpec, acq: S1Acquisition) -> str:
     return f"{sat}_IW_GRDH_1SDV_{stamp}_{end}_{acq.relative_orbit:06d}_SYN{spec.seed:04d}_rtc"
 
 
+@dataclass(frozen=True)
+class _Geo:
+    """A square north-up raster: size in pixels, resolution, top-left corner."""
+
+    size: int
+    res: float
+    x0: float
+    y0: float
+
+
 class _Writers:
     """Temporary tiled GeoTIFFs, written block by block, turned into COGs at the end."""
 
@@ -169,14 +180,33 @@ class _Writers:
         self.files: dict[str, rasterio.io.DatasetWriter] = {}
         self.targets: dict[str, tuple[Path, str]] = {}
 
-    def open(self, key: str, target: Path, *, width: int, height: int, res: float,
-             x0: float, y0: float, dtype: str, count: int, nodata: float | None,
-             resampling: str) -> None:
+    def open(
+        self,
+        key: str,
+        target: Path,
+        *,
+        geo: _Geo,
+        dtype: str,
+        count: int,
+        nodata: float | None,
+        resampling: str,
+    ) -> None:
         path = self.tmp / f"{len(self.files):05d}.tif"
         self.files[key] = rasterio.open(
-            path, "w", driver="GTiff", width=width, height=height, count=count, dtype=dtype,
-            crs=self.crs, transform=Affine(res, 0, x0, 0, -res, y0), nodata=nodata,
-            tiled=True, blockxsize=256, blockysize=256, compress="deflate",
+            path,
+            "w",
+            driver="GTiff",
+            width=geo.size,
+            height=geo.size,
+            count=count,
+            dtype=dtype,
+            crs=self.crs,
+            transform=Affine(geo.res, 0, geo.x0, 0, -geo.res, geo.y0),
+            nodata=nodata,
+            tiled=True,
+            blockxsize=256,
+            blockysize=256,
+            compress="deflate",
         )
         self.targets[key] = (target, resampling)
 
@@ -197,7 +227,15 @@ def _blocks(n: int, block: int) -> list[tuple[int, int]]:
     return [(o, min(block, n - o)) for o in range(0, n, block)]
 
 
-def _scl(land: Landscape, st, u, v, acq: S2Acquisition, t: float, width_m: float) -> np.ndarray:
+def _scl(
+    land: Landscape,
+    st: Static,
+    u: np.ndarray,
+    v: np.ndarray,
+    acq: S2Acquisition,
+    t: float,
+    width_m: float,
+) -> np.ndarray:
     """The scene classification of one day at the given (20 m) positions."""
     refl = land.reflectance(st, t)
     ndvi = (refl[3] - refl[2]) / (refl[3] + refl[2] + 1e-6)
@@ -220,7 +258,9 @@ def _scl(land: Landscape, st, u, v, acq: S2Acquisition, t: float, width_m: float
     return scl
 
 
-def _observed(land: Landscape, truth: np.ndarray, u, v, acq: S2Acquisition) -> np.ndarray:
+def _observed(
+    land: Landscape, truth: np.ndarray, u: np.ndarray, v: np.ndarray, acq: S2Acquisition
+) -> np.ndarray:
     """Cloudy top-of-canopy reflectance: truth blended with cloud, darkened under shadow."""
     if acq.cover <= 0.005:
         return truth
@@ -248,7 +288,9 @@ def make_world(out: str | Path, spec: WorldSpec, *, overwrite: bool = False) -> 
         shutil.rmtree(work)
     work.mkdir()
     try:
-        _render(work, spec)
+        # A fixed GDAL block cache keeps memory bounded whatever the machine's RAM.
+        with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB):
+            _render(work, spec)
         if out.exists():
             shutil.rmtree(out)
         work.rename(out)
@@ -269,22 +311,57 @@ def _render(work: Path, spec: WorldSpec) -> None:
     writers = _Writers(tmp, crs)
     s2_ids = [_s2_id(spec, a) for a in plan.s2]
     s1_ids = [_s1_id(spec, a) for a in plan.s1]
-    geo10 = dict(width=n, height=n, res=res, x0=loc.x0, y0=loc.y0)
-    geo20 = dict(width=n // 2, height=n // 2, res=2 * res, x0=loc.x0, y0=loc.y0)
-    for a, item_id in zip(plan.s2, s2_ids, strict=True):
-        for band in _S2_BANDS:
-            writers.open(f"{item_id}/{band}", work / "s2" / item_id / f"{band}.tif",
-                         dtype="uint16", count=1, nodata=0, resampling="AVERAGE", **geo10)
-        writers.open(f"{item_id}/SCL", work / "s2" / item_id / "SCL.tif",
-                     dtype="uint8", count=1, nodata=0, resampling="NEAREST", **geo20)
-        writers.open(f"truth/{item_id}", work / "truth" / f"{item_id}.tif",
-                     dtype="uint16", count=4, nodata=None, resampling="AVERAGE", **geo10)
-    for a, item_id in zip(plan.s1, s1_ids, strict=True):
+    geo10 = _Geo(n, res, loc.x0, loc.y0)
+    geo20 = _Geo(n // 2, 2 * res, loc.x0, loc.y0)
+    for item_id in s2_ids:
+        for band in S2_BANDS:
+            writers.open(
+                f"{item_id}/{band}",
+                work / "s2" / item_id / f"{band}.tif",
+                dtype="uint16",
+                count=1,
+                nodata=0,
+                resampling="AVERAGE",
+                geo=geo10,
+            )
+        writers.open(
+            f"{item_id}/SCL",
+            work / "s2" / item_id / "SCL.tif",
+            dtype="uint8",
+            count=1,
+            nodata=0,
+            resampling="NEAREST",
+            geo=geo20,
+        )
+        writers.open(
+            f"truth/{item_id}",
+            work / "truth" / f"{item_id}.tif",
+            dtype="uint16",
+            count=4,
+            nodata=None,
+            resampling="AVERAGE",
+            geo=geo10,
+        )
+    for item_id in s1_ids:
         for pol in ("vv", "vh"):
-            writers.open(f"{item_id}/{pol}", work / "s1" / item_id / f"{pol}.tif",
-                         dtype="float32", count=1, nodata=S1_NODATA, resampling="AVERAGE", **geo10)
-    writers.open("landcover", work / "truth" / "landcover.tif", dtype="uint8", count=1,
-                 nodata=None, resampling="NEAREST", **geo10)
+            writers.open(
+                f"{item_id}/{pol}",
+                work / "s1" / item_id / f"{pol}.tif",
+                dtype="float32",
+                count=1,
+                nodata=S1_NODATA,
+                resampling="AVERAGE",
+                geo=geo10,
+            )
+    writers.open(
+        "landcover",
+        work / "truth" / "landcover.tif",
+        dtype="uint8",
+        count=1,
+        nodata=None,
+        resampling="NEAREST",
+        geo=geo10,
+    )
 
     width_m = n * res
     cloud_px = np.zeros(len(plan.s2))
@@ -304,14 +381,15 @@ def _render(work: Path, spec: WorldSpec) -> None:
                 dn = np.clip(np.round(obs * 10000) + _s2_offset(a.datetime), 1, 65535)
                 dn = dn.astype(np.uint16)
                 dn[:, u < a.nodata_west * width_m] = 0
-                for b, band in enumerate(_S2_BANDS):
+                for b, band in enumerate(S2_BANDS):
                     writers.write(f"{item_id}/{band}", dn[b], win)
-            for a, item_id in zip(plan.s1, s1_ids, strict=True):
-                db = land.backscatter_db(st, plan.days(a.datetime), a.ascending, a.incidence_offset)
+            for sc, item_id in zip(plan.s1, s1_ids, strict=True):
+                t = plan.days(sc.datetime)
+                db = land.backscatter_db(st, t, sc.ascending, sc.incidence_offset)
                 lin = np.power(10.0, db / 10.0) * np.stack(
-                    [speckle(land.seed + 500 + 2 * a.index + p, ix, iy) for p in range(2)]
+                    [speckle(land.seed + 500 + 2 * sc.index + p, ix, iy) for p in range(2)]
                 )
-                lin[:, u < a.cover_from * width_m] = S1_NODATA
+                lin[:, u < sc.cover_from * width_m] = S1_NODATA
                 for p, pol in enumerate(("vv", "vh")):
                     writers.write(f"{item_id}/{pol}", lin[p].astype(np.float32), win)
     half = spec.block // 2
@@ -329,15 +407,19 @@ def _render(work: Path, spec: WorldSpec) -> None:
                 cloud_px[a.index] += np.isin(scl, (8, 9, 10)).sum()
     writers.finish()
     tmp.rmdir()
-    cloud_cover = [100.0 * c / max(v, 1) for c, v in zip(cloud_px, valid_px, strict=True)]
-    nodata_pct = [100.0 * (1 - v / (n // 2) ** 2) for v in valid_px]
+    cloud_cover = [float(100.0 * c / max(v, 1)) for c, v in zip(cloud_px, valid_px, strict=True)]
+    nodata_pct = [float(100.0 * (1 - v / (n // 2) ** 2)) for v in valid_px]
     _write_catalog(work, spec, plan, s2_ids, s1_ids, cloud_cover, nodata_pct)
 
 
 def _footprint(epsg: int, x0: float, y0: float, x1: float, y1: float) -> tuple[dict, list[float]]:
     tr = Transformer.from_crs(epsg, 4326, always_xy=True)
-    xs = np.concatenate([np.linspace(x0, x1, 5), np.full(5, x1), np.linspace(x1, x0, 5), np.full(5, x0)])
-    ys = np.concatenate([np.full(5, y1), np.linspace(y1, y0, 5), np.full(5, y0), np.linspace(y0, y1, 5)])
+    xs = np.concatenate(
+        [np.linspace(x0, x1, 5), np.full(5, x1), np.linspace(x1, x0, 5), np.full(5, x0)]
+    )
+    ys = np.concatenate(
+        [np.full(5, y1), np.linspace(y1, y0, 5), np.full(5, y0), np.linspace(y0, y1, 5)]
+    )
     lon, lat = tr.transform(xs, ys)
     ring = [[float(a), float(b)] for a, b in zip(lon, lat, strict=True)]
     ring.append(ring[0])
@@ -346,11 +428,21 @@ def _footprint(epsg: int, x0: float, y0: float, x1: float, y1: float) -> tuple[d
 
 
 def _asset_proj(shape: int, res: float, x0: float, y0: float) -> dict:
-    return {"proj:shape": [shape, shape], "proj:transform": [res, 0.0, x0, 0.0, -res, y0, 0.0, 0.0, 1.0]}
+    return {
+        "proj:shape": [shape, shape],
+        "proj:transform": [res, 0.0, x0, 0.0, -res, y0, 0.0, 0.0, 1.0],
+    }
 
 
-def _write_catalog(work: Path, spec: WorldSpec, plan: WorldSchedule, s2_ids: list[str],
-                   s1_ids: list[str], cloud_cover: list[float], nodata_pct: list[float]) -> None:
+def _write_catalog(
+    work: Path,
+    spec: WorldSpec,
+    plan: WorldSchedule,
+    s2_ids: list[str],
+    s1_ids: list[str],
+    cloud_cover: list[float],
+    nodata_pct: list[float],
+) -> None:
     loc = spec.location
     n, res = spec.size, spec.resolution
     x1, y_bottom = loc.x0 + n * res, loc.y0 - n * res
@@ -365,7 +457,8 @@ def _write_catalog(work: Path, spec: WorldSpec, plan: WorldSchedule, s2_ids: lis
         x_start = loc.x0 + a.nodata_west * n * res
         geom, bbox = _footprint(loc.epsg, x_start, y_bottom, x1, loc.y0)
         props: dict = {
-            "platform": ("sentinel-2a" if es else "Sentinel-2A") if a.index % 2 == 0
+            "platform": ("sentinel-2a" if es else "Sentinel-2A")
+            if a.index % 2 == 0
             else ("sentinel-2b" if es else "Sentinel-2B"),
             "constellation": "sentinel-2" if es else "Sentinel 2",
             "instruments": ["msi"],
@@ -379,22 +472,33 @@ def _write_catalog(work: Path, spec: WorldSpec, plan: WorldSchedule, s2_ids: lis
             "sat:orbit_state": "descending",
         }
         if es:
-            props.update({
-                "grid:code": f"MGRS-{loc.mgrs_tile}",
-                "mgrs:utm_zone": int(loc.mgrs_tile[:2]),
-                "mgrs:latitude_band": loc.mgrs_tile[2],
-                "mgrs:grid_square": loc.mgrs_tile[3:],
-            })
+            props.update(
+                {
+                    "grid:code": f"MGRS-{loc.mgrs_tile}",
+                    "mgrs:utm_zone": int(loc.mgrs_tile[:2]),
+                    "mgrs:latitude_band": loc.mgrs_tile[2],
+                    "mgrs:grid_square": loc.mgrs_tile[3:],
+                }
+            )
         else:
             props["s2:mgrs_tile"] = loc.mgrs_tile
-        item = pystac.Item(item_id, geom, bbox, a.datetime, props,
-                           stac_extensions=[_EXT["eo"], _EXT["proj"], _EXT["raster"], _EXT["sat"]]
-                           + ([_EXT["grid"], _EXT["mgrs"]] if es else []))
-        for key in (*_S2_BANDS, "SCL"):
+        item = pystac.Item(
+            item_id,
+            geom,
+            bbox,
+            a.datetime,
+            props,
+            stac_extensions=[_EXT["eo"], _EXT["proj"], _EXT["raster"], _EXT["sat"]]
+            + ([_EXT["grid"], _EXT["mgrs"]] if es else []),
+        )
+        for key in (*S2_BANDS, "SCL"):
             is_scl = key == "SCL"
             r = 2 * res if is_scl else res
-            band: dict = {"nodata": 0, "data_type": "uint8" if is_scl else "uint16",
-                          "spatial_resolution": r}
+            band: dict = {
+                "nodata": 0,
+                "data_type": "uint8" if is_scl else "uint16",
+                "spatial_resolution": r,
+            }
             if es and not is_scl:
                 band.update({"scale": 0.0001, "offset": -0.1 if _s2_offset(a.datetime) else 0.0})
             extra = {**_asset_proj(n // 2 if is_scl else n, r, loc.x0, loc.y0), "gsd": r}
@@ -402,16 +506,20 @@ def _write_catalog(work: Path, spec: WorldSpec, plan: WorldSchedule, s2_ids: lis
                 extra["raster:bands"] = [band]
             item.add_asset(
                 _ES_KEYS[key] if es else key,
-                pystac.Asset(str(work / "s2" / item_id / f"{key}.tif"),
-                             media_type=pystac.MediaType.COG, roles=["data"], extra_fields=extra),
+                pystac.Asset(
+                    str(work / "s2" / item_id / f"{key}.tif"),
+                    media_type=pystac.MediaType.COG,
+                    roles=["data"],
+                    extra_fields=extra,
+                ),
             )
         s2_items.append(item)
     s1_items: list[pystac.Item] = []
-    for a, item_id in zip(plan.s1, s1_ids, strict=True):
-        x_start = loc.x0 + a.cover_from * n * res
+    for sc, item_id in zip(plan.s1, s1_ids, strict=True):
+        x_start = loc.x0 + sc.cover_from * n * res
         geom, bbox = _footprint(loc.epsg, x_start, y_bottom, x1, loc.y0)
         props = {
-            "platform": a.platform,
+            "platform": sc.platform,
             "constellation": "Sentinel-1",
             "sar:polarizations": ["VV", "VH"],
             "sar:product_type": "GRD",
@@ -419,28 +527,52 @@ def _write_catalog(work: Path, spec: WorldSpec, plan: WorldSchedule, s2_ids: lis
             "sar:frequency_band": "C",
             "sar:center_frequency": 5.405,
             "sar:observation_direction": "right",
-            "sat:orbit_state": "ascending" if a.ascending else "descending",
-            "sat:relative_orbit": a.relative_orbit,
+            "sat:orbit_state": "ascending" if sc.ascending else "descending",
+            "sat:relative_orbit": sc.relative_orbit,
             "proj:epsg": loc.epsg,
             "proj:code": f"EPSG:{loc.epsg}",
         }
-        item = pystac.Item(item_id, geom, bbox, a.datetime, props,
-                           stac_extensions=[_EXT["sar"], _EXT["sat"], _EXT["proj"], _EXT["raster"]])
+        item = pystac.Item(
+            item_id,
+            geom,
+            bbox,
+            sc.datetime,
+            props,
+            stac_extensions=[_EXT["sar"], _EXT["sat"], _EXT["proj"], _EXT["raster"]],
+        )
         for pol in ("vv", "vh"):
-            band = {"nodata": S1_NODATA, "data_type": "float32", "spatial_resolution": res,
-                    "unit": "linear gamma0"}
-            item.add_asset(pol, pystac.Asset(
-                str(work / "s1" / item_id / f"{pol}.tif"), media_type=pystac.MediaType.COG,
-                roles=["data"], extra_fields={**_asset_proj(n, res, loc.x0, loc.y0), "gsd": res,
-                                              "raster:bands": [band]}))
+            band = {
+                "nodata": S1_NODATA,
+                "data_type": "float32",
+                "spatial_resolution": res,
+                "unit": "linear gamma0",
+            }
+            item.add_asset(
+                pol,
+                pystac.Asset(
+                    str(work / "s1" / item_id / f"{pol}.tif"),
+                    media_type=pystac.MediaType.COG,
+                    roles=["data"],
+                    extra_fields={
+                        **_asset_proj(n, res, loc.x0, loc.y0),
+                        "gsd": res,
+                        "raster:bands": [band],
+                    },
+                ),
+            )
         s1_items.append(item)
-    for cid, items, title in (("sentinel-2-l2a", s2_items, "Sentinel-2 Level-2A"),
-                              ("sentinel-1-rtc", s1_items, "Sentinel-1 Radiometrically Terrain Corrected (RTC)")):
-        times = [i.datetime for i in items]
+    for cid, items, title in (
+        ("sentinel-2-l2a", s2_items, "Sentinel-2 Level-2A"),
+        ("sentinel-1-rtc", s1_items, "Sentinel-1 Radiometrically Terrain Corrected (RTC)"),
+    ):
+        times = [i.datetime for i in items if i.datetime is not None]
         coll = pystac.Collection(
-            id=cid, description=f"{title} (synthetic, gapfill)", title=title,
-            extent=pystac.Extent(pystac.SpatialExtent([full_bbox]),
-                                 pystac.TemporalExtent([[min(times), max(times)]])),
+            id=cid,
+            description=f"{title} (synthetic, gapfill)",
+            title=title,
+            extent=pystac.Extent(
+                pystac.SpatialExtent([full_bbox]), pystac.TemporalExtent([[min(times), max(times)]])
+            ),
             license="CC-BY-4.0",
         )
         coll.add_items(items)
@@ -449,8 +581,12 @@ def _write_catalog(work: Path, spec: WorldSpec, plan: WorldSchedule, s2_ids: lis
     catalog.make_all_asset_hrefs_relative()
     catalog.save(pystac.CatalogType.SELF_CONTAINED)
     truth_index = {
-        item_id: {"datetime": a.datetime.isoformat() + "Z", "path": f"{item_id}.tif",
-                  "scale_factor": 1e-4, "bands": list(_S2_BANDS)}
+        item_id: {
+            "datetime": a.datetime.isoformat() + "Z",
+            "path": f"{item_id}.tif",
+            "scale_factor": 1e-4,
+            "bands": list(S2_BANDS),
+        }
         for a, item_id in zip(plan.s2, s2_ids, strict=True)
     }
     (work / "truth" / "index.json").write_text(json.dumps(truth_index, indent=2))
@@ -459,11 +595,25 @@ def _write_catalog(work: Path, spec: WorldSpec, plan: WorldSchedule, s2_ids: lis
         "epsg": loc.epsg,
         "bounds": [loc.x0, y_bottom, x1, loc.y0],
         "bbox_lonlat": full_bbox,
-        "s2": [{"id": i, "datetime": a.datetime.isoformat() + "Z", "target_cover": a.cover,
-                "eo:cloud_cover": float(cc)} for a, i, cc in zip(plan.s2, s2_ids, cloud_cover, strict=True)],
-        "s1": [{"id": i, "datetime": a.datetime.isoformat() + "Z", "relative_orbit": a.relative_orbit,
-                "ascending": a.ascending, "covers_from_x_fraction": a.cover_from}
-               for a, i in zip(plan.s1, s1_ids, strict=True)],
+        "s2": [
+            {
+                "id": i,
+                "datetime": a.datetime.isoformat() + "Z",
+                "target_cover": a.cover,
+                "eo:cloud_cover": float(cc),
+            }
+            for a, i, cc in zip(plan.s2, s2_ids, cloud_cover, strict=True)
+        ],
+        "s1": [
+            {
+                "id": i,
+                "datetime": sc.datetime.isoformat() + "Z",
+                "relative_orbit": sc.relative_orbit,
+                "ascending": sc.ascending,
+                "covers_from_x_fraction": sc.cover_from,
+            }
+            for sc, i in zip(plan.s1, s1_ids, strict=True)
+        ],
         "software": {"gapfill": __version__, "git_sha": git_sha()},
     }
     (work / "world.json").write_text(json.dumps(meta, indent=2))

@@ -39,16 +39,41 @@ BASE = ["--start", "2022-04-01", "--end", "2022-04-30"]
 @pytest.mark.parametrize(
     "args, needles",
     [
-        (["search", "--aoi", "POLYGON((0 0, 1 1, 1 0, 0 1, 0 0))", *BASE], ["not a valid geometry"]),
+        (
+            ["search", "--aoi", "POLYGON((0 0, 1 1, 1 0, 0 1, 0 0))", *BASE],
+            ["not a valid geometry"],
+        ),
         (["search", "--aoi", "POINT (1 1)", *BASE], ["zero area"]),
-        (["search", "--aoi", "1,1,2,2", "--start", "2022-05-01", "--end", "2022-04-01"], ["before start"]),
-        (["search", "--aoi", "1,1,2,2", *BASE, "--provider", "sentinelhub"], ["unknown S2 provider"]),
-        (["search", "--aoi", "1,1,2,2", *BASE, "--s1-provider", "earth-search"], ["radar geometry"]),
-        (["search", "--aoi", "1,1,2,2", *BASE, "--stac-url", "http://127.0.0.1:9"],
-         ["could not reach", "connection refused"]),
+        (
+            ["search", "--aoi", "1,1,2,2", "--start", "2022-05-01", "--end", "2022-04-01"],
+            ["before start"],
+        ),
+        (
+            ["search", "--aoi", "1,1,2,2", *BASE, "--provider", "sentinelhub"],
+            ["unknown S2 provider"],
+        ),
+        (
+            ["search", "--aoi", "1,1,2,2", *BASE, "--s1-provider", "earth-search"],
+            ["radar geometry"],
+        ),
+        (
+            ["search", "--aoi", "1,1,2,2", *BASE, "--stac-url", "http://127.0.0.1:9"],
+            ["could not reach", "connection refused"],
+        ),
         (["search", "--aoi", "1,1,2,2"], ["Missing option"]),
-        (["search", "--aoi", "1,1,2,2", *BASE, "--max-cloud", "120", "--stac-url", "http://127.0.0.1:9"],
-         ["percentage"]),
+        (
+            [
+                "search",
+                "--aoi",
+                "1,1,2,2",
+                *BASE,
+                "--max-cloud",
+                "120",
+                "--stac-url",
+                "http://127.0.0.1:9",
+            ],
+            ["percentage"],
+        ),
         (["stac", "serve", "/nonexistent-dir"], ["no catalog.json"]),
         (["synth", "world", "/tmp/x", "--size", "63"], ["size"]),
         (["synth", "world", "/tmp/x", "--landscape", "moon"], ["landscape"]),
@@ -74,8 +99,20 @@ def test_search_prints_a_table_and_json(stac_api, world_pc):
     table = run("search", "--aoi", aoi, "--start", start, "--end", end, "--stac-url", stac_api.url)
     assert table.returncode == 0, table.stderr
     assert meta["s2"][0]["id"] in table.stdout and "12 Sentinel-2 items on 12 days" in table.stdout
-    out = run("search", "--aoi", aoi, "--start", start, "--end", end, "--stac-url", stac_api.url,
-              "--max-cloud", "50", "--json")
+    out = run(
+        "search",
+        "--aoi",
+        aoi,
+        "--start",
+        start,
+        "--end",
+        end,
+        "--stac-url",
+        stac_api.url,
+        "--max-cloud",
+        "50",
+        "--json",
+    )
     data = json.loads(out.stdout)
     s2 = [r for r in data["items"] if r["sensor"] == "S2"]
     assert s2 and all(r["cloud_cover"] < 50 for r in s2)
@@ -85,8 +122,19 @@ def test_search_prints_a_table_and_json(stac_api, world_pc):
 
 def test_synth_world_and_stats_commands(tmp_path):
     out = tmp_path / "w"
-    made = run("synth", "world", str(out), "--size", "64", "--dates", "3", "--landscape",
-               "mountain-arid", "--s2-conventions", "earth-search")
+    made = run(
+        "synth",
+        "world",
+        str(out),
+        "--size",
+        "64",
+        "--dates",
+        "3",
+        "--landscape",
+        "mountain-arid",
+        "--s2-conventions",
+        "earth-search",
+    )
     assert made.returncode == 0, made.stderr
     assert (out / "catalog.json").is_file() and (out / "truth" / "index.json").is_file()
     again = run("synth", "world", str(out), "--size", "64", "--dates", "3")
@@ -102,8 +150,12 @@ def _port_open(port: int) -> bool:
 
 
 def _serve(world: Path, port: int) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([*GAPFILL, "stac", "serve", str(world), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*GAPFILL, "stac", "serve", str(world), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline()
     assert line.startswith("STAC API: http://127.0.0.1:"), line + proc.stderr.read()
     return proc, line.split()[2]
@@ -163,4 +215,3 @@ def _postgres_pids() -> set[int]:
             if cmd and cmd[0].endswith(b"/postgres") and b"gapfill-stac-" in b" ".join(cmd):
                 pids.add(int(p.name))
     return pids
-

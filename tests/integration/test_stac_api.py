@@ -20,7 +20,9 @@ def _real_items(real_sample: Path) -> dict[str, list[dict]]:
     cat = pystac.Catalog.from_file(str(real_sample / "catalog.json"))
     out: dict[str, list[dict]] = {}
     for item in cat.get_items(recursive=True):
-        out.setdefault(item.collection_id, []).append(json.loads(Path(item.get_self_href()).read_text()))
+        out.setdefault(item.collection_id, []).append(
+            json.loads(Path(item.get_self_href()).read_text())
+        )
     return out
 
 
@@ -62,7 +64,9 @@ def test_real_sample_counts_cloud_filter_and_paging(stac_api, real_sample):
     assert [i.id for i in paged.s2] == [i.id for i in everything.s2]
     # eo:cloud_cover compares as a number (registered queryable), not as text.
     low = search(aoi, days, s2p, s1p, max_cloud=20, page_size=13)
-    expected = sorted(i["id"] for i in truth["sentinel-2-l2a"] if i["properties"]["eo:cloud_cover"] < 20)
+    expected = sorted(
+        i["id"] for i in truth["sentinel-2-l2a"] if i["properties"]["eo:cloud_cover"] < 20
+    )
     assert sorted(i.id for i in low.s2) == expected
     assert 0 < len(expected) < 118
     assert len(low.s1) == 159  # Sentinel-1 is never cloud-filtered
@@ -70,10 +74,14 @@ def test_real_sample_counts_cloud_filter_and_paging(stac_api, real_sample):
 
 
 def test_numeric_sort_and_cql2_filter(stac_api):
-    body = {"collections": ["sentinel-2-l2a"], "bbox": [3.0, 50.8, 3.1, 50.9], "limit": 40,
-            "sortby": [{"field": "properties.eo:cloud_cover", "direction": "desc"}],
-            "filter-lang": "cql2-json",
-            "filter": {"op": "<", "args": [{"property": "eo:cloud_cover"}, 50]}}
+    body = {
+        "collections": ["sentinel-2-l2a"],
+        "bbox": [3.0, 50.8, 3.1, 50.9],
+        "limit": 40,
+        "sortby": [{"field": "properties.eo:cloud_cover", "direction": "desc"}],
+        "filter-lang": "cql2-json",
+        "filter": {"op": "<", "args": [{"property": "eo:cloud_cover"}, 50]},
+    }
     feats = httpx.post(f"{stac_api.url}/search", json=body).json()["features"]
     cc = [f["properties"]["eo:cloud_cover"] for f in feats]
     assert cc and all(c < 50 for c in cc) and cc == sorted(cc, reverse=True)
@@ -83,9 +91,12 @@ def test_numeric_sort_and_cql2_filter(stac_api):
 def test_earth_search_convention_world_is_served_as_is(stac_api, world_es):
     meta = world_meta(world_es)
     s2p, s1p = profiles_for(stac_url=stac_api.url)
-    r = search(parse_aoi(",".join(str(v) for v in meta["bbox_lonlat"])),
-               parse_date_range(meta["s2"][0]["datetime"][:10], meta["s2"][-1]["datetime"][:10]),
-               s2p, s1p)
+    r = search(
+        parse_aoi(",".join(str(v) for v in meta["bbox_lonlat"])),
+        parse_date_range(meta["s2"][0]["datetime"][:10], meta["s2"][-1]["datetime"][:10]),
+        s2p,
+        s1p,
+    )
     assert len(r.s2) == 6
     item = r.s2[0]
     assert asset_key(item, "B02", s2p) == "blue"

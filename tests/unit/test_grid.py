@@ -1,5 +1,5 @@
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pytest
@@ -12,8 +12,14 @@ def test_bbox_wkt_and_geojson_give_the_same_area(tmp_path):
     bbox = parse_aoi("3.0,50.8,3.1,50.9")
     wkt = parse_aoi("POLYGON((3.0 50.8, 3.1 50.8, 3.1 50.9, 3.0 50.9, 3.0 50.8))")
     path = tmp_path / "aoi.geojson"
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {}, "geometry": bbox.geojson}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [{"type": "Feature", "properties": {}, "geometry": bbox.geojson}],
+            }
+        )
+    )
     from_file = parse_aoi(str(path))
     assert bbox.bbox == pytest.approx((3.0, 50.8, 3.1, 50.9))
     assert wkt.geometry.equals(bbox.geometry)
@@ -73,7 +79,7 @@ def test_grid_snaps_outward_and_gives_pixel_centres():
 
 
 def test_times_are_naive_utc_and_within_days_is_inclusive():
-    aware = datetime(2022, 4, 1, 12, tzinfo=timezone.utc)
+    aware = datetime(2022, 4, 1, 12, tzinfo=UTC)
     assert to_naive_utc(aware) == datetime(2022, 4, 1, 12)
     assert within_days(datetime(2022, 4, 1), datetime(2022, 4, 6), 5)
     assert not within_days(datetime(2022, 4, 1), datetime(2022, 4, 6, 0, 0, 1), 5)

@@ -6,10 +6,18 @@ from gapfill.synth._noise import fractal, hash_uniform, speckle
 def test_fields_do_not_depend_on_how_the_area_is_cut():
     u, v = np.meshgrid(np.arange(96) * 10.0 + 5, np.arange(80) * 10.0 + 5)
     whole = fractal(u, v, 300.0, 7)
-    pieces = np.block([[fractal(u[:40, :50], v[:40, :50], 300.0, 7),
-                        fractal(u[:40, 50:], v[:40, 50:], 300.0, 7)],
-                       [fractal(u[40:, :50], v[40:, :50], 300.0, 7),
-                        fractal(u[40:, 50:], v[40:, 50:], 300.0, 7)]])
+    pieces = np.block(
+        [
+            [
+                fractal(u[:40, :50], v[:40, :50], 300.0, 7),
+                fractal(u[:40, 50:], v[:40, 50:], 300.0, 7),
+            ],
+            [
+                fractal(u[40:, :50], v[40:, :50], 300.0, 7),
+                fractal(u[40:, 50:], v[40:, 50:], 300.0, 7),
+            ],
+        ]
+    )
     np.testing.assert_array_equal(whole, pieces)
 
 

@@ -75,7 +75,11 @@ def test_profile_choices():
     s2, s1 = profiles_for()
     assert (s2.provider, s1.provider) == ("planetary-computer", "planetary-computer")
     s2, s1 = profiles_for("earth-search")
-    assert (s2.provider, s1.provider, s1.collection) == ("earth-search", "planetary-computer", "sentinel-1-rtc")
+    assert (s2.provider, s1.provider, s1.collection) == (
+        "earth-search",
+        "planetary-computer",
+        "sentinel-1-rtc",
+    )
     with pytest.raises(InputError, match="unknown S2 provider"):
         profiles_for("copernicus")
     with pytest.raises(InputError, match="not both"):
@@ -88,9 +92,16 @@ def test_custom_url_accepts_both_key_conventions_and_a_mapping(tmp_path):
     assert asset_key(load_item("earth-search-s2.json"), "B02", s2) == "blue"
     assert asset_key(load_item("planetary-computer-s2.json"), "B02", s2) == "B02"
     mapping = tmp_path / "profile.yaml"
-    mapping.write_text("s2:\n  collection: my-s2\n  assets: {B02: [b2], B03: [b3], B04: [b4], B08: [b8], SCL: [mask]}\n")
+    mapping.write_text(
+        "s2:\n  collection: my-s2\n"
+        "  assets: {B02: [b2], B03: [b3], B04: [b4], B08: [b8], SCL: [mask]}\n"
+    )
     s2, s1 = custom_profiles("https://stac.example", mapping)
-    assert s2.collection == "my-s2" and s2.assets["SCL"] == ["mask"] and s1.collection == "sentinel-1-rtc"
+    assert (
+        s2.collection == "my-s2"
+        and s2.assets["SCL"] == ["mask"]
+        and s1.collection == "sentinel-1-rtc"
+    )
     with pytest.raises(InputError, match="has no asset for B02"):
         asset_key(load_item("earth-search-s2.json"), "B02", s2)
     mapping.write_text("s2:\n  collection: x\n  assets: {B02: [b2]}\n")

@@ -51,12 +51,19 @@ def test_catalog_is_valid_stac_with_pc_conventions(world_pc, real_sample):
     meta = world_meta(world_pc)
     assert set(items) == {"sentinel-2-l2a", "sentinel-1-rtc"}
     assert len(items["sentinel-2-l2a"]) == 12 == len(meta["s2"])
-    real_ids = {i.id for i in pystac.Catalog.from_file(str(real_sample / "catalog.json")).get_items(recursive=True)}
+    real_ids = {
+        i.id
+        for i in pystac.Catalog.from_file(str(real_sample / "catalog.json")).get_items(
+            recursive=True
+        )
+    }
     assert not real_ids & {i.id for v in items.values() for i in v}
     s2 = items["sentinel-2-l2a"][0]
     assert set(s2.assets) == {"B02", "B03", "B04", "B08", "SCL"}
     # pystac migrates projection v1 to v2 on read (dropping proj:epsg): check the file.
-    raw_props = json.loads((world_pc / "sentinel-2-l2a" / s2.id / f"{s2.id}.json").read_text())["properties"]
+    raw_props = json.loads((world_pc / "sentinel-2-l2a" / s2.id / f"{s2.id}.json").read_text())[
+        "properties"
+    ]
     assert raw_props["proj:epsg"] == 32649 and raw_props["proj:code"] == "EPSG:32649"
     assert s2.properties["s2:processing_baseline"] == "04.00"
     assert s2.properties["s2:mgrs_tile"] == "49RFP"
@@ -85,8 +92,10 @@ def test_pixels_follow_the_pc_dn_convention_and_the_truth(world_pc):
     scl = _read(clear, "SCL")
     assert scl.shape == (32, 32)
     assert not np.isin(scl, (0, 3, 8, 9, 10)).any()
-    with rasterio.open(clear.assets["SCL"].get_absolute_href()) as ds, \
-            rasterio.open(clear.assets["B02"].get_absolute_href()) as b02:
+    with (
+        rasterio.open(clear.assets["SCL"].get_absolute_href()) as ds,
+        rasterio.open(clear.assets["B02"].get_absolute_href()) as b02,
+    ):
         assert ds.res == (20.0, 20.0) and b02.res == (10.0, 10.0)
         assert ds.transform.c == b02.transform.c and ds.transform.f == b02.transform.f
         assert b02.crs.to_epsg() == 32649 and b02.nodata == 0
@@ -95,7 +104,8 @@ def test_pixels_follow_the_pc_dn_convention_and_the_truth(world_pc):
 def test_clouds_brighten_and_scl_marks_them(world_pc):
     items = _items(world_pc)["sentinel-2-l2a"]
     meta = world_meta(world_pc)
-    partial = next(i for i, d in zip(items, meta["s2"]) if 20 < d["eo:cloud_cover"] < 80)
+    pairs = zip(items, meta["s2"], strict=True)
+    partial = next(i for i, d in pairs if 20 < d["eo:cloud_cover"] < 80)
     refl = _reflectance(partial, "planetary-computer")
     truth = _truth(world_pc, partial.id)
     scl = np.kron(_read(partial, "SCL"), np.ones((2, 2), dtype=np.uint8))
@@ -144,7 +154,9 @@ def test_earth_search_conventions(world_es):
     rb = item.assets["blue"].extra_fields["raster:bands"][0]
     assert rb["scale"] == 0.0001 and rb["offset"] == -0.1
     # raster:bands alone decide: same reflectance as the truth, no double offset.
-    np.testing.assert_allclose(_reflectance(item, "earth-search"), _truth(world_es, item.id), atol=1e-9)
+    np.testing.assert_allclose(
+        _reflectance(item, "earth-search"), _truth(world_es, item.id), atol=1e-9
+    )
 
 
 def _all_pixels(world: Path) -> dict[str, np.ndarray]:
