@@ -11,9 +11,10 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import BaseModel
 
 from gapfill.errors import GapfillError
 from gapfill.logs import setup_logging
@@ -30,6 +31,7 @@ app.add_typer(synth_app, name="synth")
 app.add_typer(stac_app, name="stac")
 
 log = logging.getLogger("gapfill")
+M = TypeVar("M", bound="BaseModel")
 
 LogLevel = Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR")]
 Verbose = Annotated[
@@ -59,22 +61,16 @@ def synth_world(
 ) -> None:
     """Write COGs and a static STAC catalog of a synthetic Sentinel-1/2 world, plus its truth."""
     _logging(log_level, verbose)
-    from pydantic import ValidationError
-
-    from gapfill.errors import InputError
     from gapfill.synth import WorldSpec, make_world
 
-    try:
-        spec = WorldSpec(
-            size=size,
-            dates=dates,
-            seed=seed,
-            landscape=landscape,
-            s2_conventions=s2_conventions,
-        )
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise InputError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from None
+    spec = _validated(
+        WorldSpec,
+        size=size,
+        dates=dates,
+        seed=seed,
+        landscape=landscape,
+        s2_conventions=s2_conventions,
+    )
     catalog = make_world(out, spec, overwrite=overwrite)
     typer.echo(f"wrote {catalog}")
 
@@ -182,6 +178,113 @@ def search_cmd(
     console = Console(width=160 if not sys.stdout.isatty() else None)
     console.print(table)
     console.print(result.summary())
+
+
+cube_app = typer.Typer(no_args_is_help=True, help="Inspect cubes.")
+app.add_typer(cube_app, name="cube")
+
+
+@app.command("build-cube")
+def build_cube_cmd(
+    aoi: Annotated[str, typer.Option(help="GeoJSON file, minx,miny,maxx,maxy (lon/lat) or WKT")],
+    start: Annotated[str, typer.Option(help="first day, YYYY-MM-DD (UTC, inclusive)")],
+    end: Annotated[str, typer.Option(help="last day, YYYY-MM-DD (UTC, inclusive)")],
+    out: Annotated[Path, typer.Option(help="the cube (Zarr v3); an existing one is extended")],
+    provider: Annotated[str | None, typer.Option(help="S2 provider")] = None,
+    s1_provider: Annotated[str | None, typer.Option(help="Sentinel-1 provider")] = None,
+    stac_url: Annotated[str | None, typer.Option(help="any STAC API URL")] = None,
+    profile: Annotated[Path | None, typer.Option(help="YAML mapping for --stac-url")] = None,
+    resolution: Annotated[float, typer.Option(help="metres")] = 10.0,
+    epsg: Annotated[int | None, typer.Option(help="CRS (default: UTM zone of the AOI)")] = None,
+    max_gap_days: Annotated[float, typer.Option(help="S1-S2 matching window, days")] = 5.0,
+    chunk: Annotated[int, typer.Option(help="square spatial chunk, pixels")] = 1024,
+    despeckle: Annotated[str, typer.Option(help="none or lee")] = "none",
+    max_cloud: Annotated[float | None, typer.Option(help="skip S2 items above PCT")] = None,
+    batch_days: Annotated[int, typer.Option(help="days per region write")] = 8,
+    strict: Annotated[bool, typer.Option(help="fail on an unreadable item")] = False,
+    dask_scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address")] = None,
+    log_level: LogLevel = "INFO",
+    verbose: Verbose = 0,
+) -> None:
+    """Build (or extend) a co-registered Sentinel-1/2 cube in Zarr."""
+    _logging(log_level, verbose)
+    from gapfill.cube import CubeConfig, build_cube, cube_info
+
+    cfg = _validated(
+        CubeConfig,
+        aoi=aoi,
+        start=start,
+        end=end,
+        provider=provider,
+        s1_provider=s1_provider,
+        stac_url=stac_url,
+        profile=str(profile) if profile else None,
+        resolution=resolution,
+        epsg=epsg,
+        max_gap_days=max_gap_days,
+        chunk=chunk,
+        despeckle=despeckle,
+        max_cloud=max_cloud,
+        batch_days=batch_days,
+        strict=strict,
+    )
+    report = build_cube(out, cfg, dask_scheduler=dask_scheduler)
+    _print_cube_info(cube_info(out))
+    typer.echo(
+        f"wrote {len(report.days_written)} days, re-matched S1 on "
+        f"{len(report.days_s1_rematched)}, dropped {len(report.days_dropped)}, "
+        f"skipped {len(report.skipped_items)} items"
+    )
+
+
+def _print_cube_info(info: dict) -> None:
+    typer.echo(
+        f"{info['path']}: {info['n_days']} days ({info['n_complete']} complete), "
+        f"{info['shape'][0]}x{info['shape'][1]} px at {info['resolution']:g} m, "
+        f"EPSG:{info['epsg']}, {info['size_on_disk_mb']} MB"
+    )
+    for d in info["days"]:
+        flag = "" if d["complete"] else "  INCOMPLETE"
+        typer.echo(
+            f"  {d['day']}  valid {d['valid_fraction']:.2f}  clear {d['clear_fraction']:.2f}"
+            f"  S1 {d['s1_coverage']:.2f}{flag}"
+        )
+    for item, why in info["skipped_items"].items():
+        typer.echo(f"  skipped {item}: {why}")
+    for day, why in info["dropped_days"].items():
+        typer.echo(f"  dropped {day}: {why}")
+
+
+@cube_app.command("info")
+def cube_info_cmd(
+    cube: Annotated[Path, typer.Argument(help="a cube made by 'gapfill build-cube'")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    log_level: LogLevel = "WARNING",
+    verbose: Verbose = 0,
+) -> None:
+    """Summary of an existing cube: days, clear fraction, S1 coverage, size."""
+    _logging(log_level, verbose)
+    from gapfill.cube import cube_info
+
+    info = cube_info(cube)
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+    else:
+        _print_cube_info(info)
+
+
+def _validated(model: type[M], **values: Any) -> M:  # M: a pydantic model
+    """Build a pydantic config, turning the first validation error into one line."""
+    from pydantic import ValidationError
+
+    from gapfill.errors import InputError
+
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "input"
+        raise InputError(f"{where}: {err['msg']}") from None
 
 
 @app.command("demo")

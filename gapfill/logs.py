@@ -40,4 +40,6 @@ def setup_logging(level: str | int = "INFO") -> None:
     root.setLevel(level)
     # urllib3 logs each retry at WARNING; the final error says it once.
     logging.getLogger("urllib3").setLevel(logging.ERROR)
+    # rasterio logs every GDAL error at INFO, even ones the caller handles.
+    logging.getLogger("rasterio").setLevel(logging.WARNING)
     logging.getLogger("gapfill").setLevel(level)

@@ -175,6 +175,7 @@ def search(
     s1_profile: SensorProfile,
     *,
     max_cloud: float | None = None,
+    s1_dates: DateRange | None = None,
     page_size: int = 100,
     retries: int = 3,
 ) -> SearchResult:
@@ -182,6 +183,7 @@ def search(
 
     `max_cloud` filters Sentinel-2 by `eo:cloud_cover` (the `query` extension, which
     Earth Search, Planetary Computer and pgstac all support); Sentinel-1 is never filtered.
+    `s1_dates` widens the Sentinel-1 search (e.g. by the S1/S2 matching gap).
     """
     if max_cloud is not None and not 0 <= max_cloud <= 100:
         raise InputError(f"--max-cloud {max_cloud} must be a percentage between 0 and 100")
@@ -195,6 +197,6 @@ def search(
 
     query = {"eo:cloud_cover": {"lt": max_cloud}} if max_cloud is not None else None
     s2 = _search_one(client_for(s2_profile), s2_profile, aoi, dates, query, page_size)
-    s1 = _search_one(client_for(s1_profile), s1_profile, aoi, dates, None, page_size)
+    s1 = _search_one(client_for(s1_profile), s1_profile, aoi, s1_dates or dates, None, page_size)
     log.info("found %d S2 and %d S1 items", len(s2), len(s1))
     return SearchResult(aoi, dates, s2_profile, s1_profile, max_cloud, s2, s1)

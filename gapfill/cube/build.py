@@ -1,0 +1,436 @@
+"""`build_cube`: search -> stackstac -> masks -> S1 matching -> Zarr, incremental and resumable.
+
+Units of work are row blocks of whole Zarr chunks of one day; a day's `complete`
+flag is written after all its blocks, so a killed run re-run redoes exactly the
+days whose flag is false and ends with the same values as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import dask
+import numpy as np
+import pystac
+import rasterio
+import xarray as xr
+import zarr
+from pyproj import Transformer
+from shapely.ops import transform as shp_transform
+
+from gapfill._provenance import __version__, git_sha
+from gapfill.bands import S1_POLS, S2_BANDS, S2_SCL
+from gapfill.cube import layout
+from gapfill.cube.compute import S1Scene, S2Day, day_dataset, valid_fraction
+from gapfill.cube.config import CubeConfig
+from gapfill.errors import InputError
+from gapfill.grid import AOI, Grid, parse_aoi, utm_epsg
+from gapfill.stac import profiles_for, search
+from gapfill.stac.providers import SensorProfile, asset_key, item_datetime, relative_orbit
+
+__all__ = ["build_cube", "BuildReport", "cube_grid", "FAULT_ENV"]
+
+log = logging.getLogger(__name__)
+
+# Deterministic fault injection for tests: SIGKILL this process after N written chunks.
+FAULT_ENV = "GAPFILL_FAULT_AFTER_CHUNKS"
+
+
+@dataclass
+class BuildReport:
+    """What a build did."""
+
+    path: str
+    days_total: int
+    days_written: list[str] = field(default_factory=list)
+    days_s1_rematched: list[str] = field(default_factory=list)
+    days_dropped: dict[str, str] = field(default_factory=dict)
+    skipped_items: dict[str, str] = field(default_factory=dict)
+
+
+def cube_grid(aoi: AOI, resolution: float, epsg: int | None) -> Grid:
+    """The cube's grid: UTM zone of the AOI centroid (unless `epsg`), bounds snapped outward."""
+    c = aoi.geometry.centroid
+    chosen = epsg or utm_epsg(c.x, c.y)
+    minx, _, maxx, _ = aoi.bbox
+    zones = {utm_epsg(minx, c.y), utm_epsg(maxx, c.y)}
+    if epsg is None and len(zones) > 1:
+        log.warning(
+            "the AOI spans UTM zones %s; using EPSG:%d (zone of its centroid). "
+            "Pass --epsg to choose another.",
+            sorted(zones),
+            chosen,
+        )
+    to_utm = Transformer.from_crs(4326, chosen, always_xy=True)
+    projected = shp_transform(to_utm.transform, aoi.geometry.segmentize(0.01))
+    minx, miny, maxx, maxy = projected.bounds
+    return Grid.snapped(chosen, (minx, miny, maxx, maxy), resolution)
+
+
+def _pseudo_orbit(props: dict, when: datetime) -> int:
+    """An orbit key for items without an orbit number: 200 + state, repeat phase, hour.
+
+    Sentinel-1 revisits a relative orbit every 6 days (constellation) at the same time
+    of day, so (day mod 6, hour, direction) identifies it at one place.
+    """
+    desc = 1 if str(props.get("sat:orbit_state", "")).lower().startswith("desc") else 0
+    return 200 + desc * 144 + (when.toordinal() % 6) * 24 + when.hour
+
+
+def _href(asset: pystac.Asset) -> str:
+    """An asset's href as GDAL should open it: absolute paths and URLs stay as they are
+    (pystac would resolve "/path" against an API item's http self link)."""
+    raw = asset.href
+    if "://" in raw or raw.startswith("/"):
+        return raw
+    return asset.get_absolute_href() or raw
+
+
+def _probe(item: pystac.Item, keys: Sequence[str]) -> str | None:
+    """Why an item cannot be read (missing asset key, unreadable or truncated COG), or None.
+
+    Opens each asset and reads its last block at full resolution: in a COG the
+    full-resolution tiles come last, so a truncated file fails there first.
+    """
+    for key in keys:
+        if key not in item.assets:
+            return f"missing asset {key}"
+        href = _href(item.assets[key])
+        try:
+            with rasterio.open(href) as ds:
+                bh, bw = ds.block_shapes[0]
+                row = ((ds.height - 1) // bh) * bh
+                col = ((ds.width - 1) // bw) * bw
+                ds.read(
+                    1, window=rasterio.windows.Window(col, row, ds.width - col, ds.height - row)
+                )
+        except rasterio.errors.RasterioError as exc:
+            return f"unreadable asset {key}: {str(exc).splitlines()[0][:160]}"
+    return None
+
+
+def _check_items(
+    items: list[pystac.Item],
+    profile: SensorProfile,
+    names: Sequence[str],
+    strict: bool,
+    skipped: dict[str, str],
+) -> list[pystac.Item]:
+    kept = []
+    for it in items:
+        try:
+            keys = [asset_key(it, n, profile) for n in names]
+        except InputError as exc:
+            reason = str(exc)
+        else:
+            reason = _probe(it, keys) or ""
+        if reason:
+            if strict:
+                raise InputError(f"item {it.id}: {reason} (drop --strict to skip such items)")
+            log.warning("skipping item %s: %s", it.id, reason)
+            skipped[it.id] = reason
+            continue
+        kept.append(it)
+    return kept
+
+
+def _group_days(items: Sequence[pystac.Item]) -> list[S2Day]:
+    by_day: dict[datetime, list[pystac.Item]] = {}
+    for it in items:
+        t = item_datetime(it)
+        by_day.setdefault(datetime(t.year, t.month, t.day), []).append(it)
+    days = []
+    for day, its in sorted(by_day.items()):
+        its.sort(key=lambda i: (float(i.properties.get("eo:cloud_cover", 0) or 0), i.id))
+        days.append(S2Day(day, min(item_datetime(i) for i in its), tuple(i.to_dict() for i in its)))
+    return days
+
+
+def _scenes_for(day: S2Day, scenes: Sequence[S1Scene], max_gap: float) -> list[S1Scene]:
+    near = [s for s in scenes if abs(s.time - day.time) <= timedelta(days=max_gap)]
+    # Nearest first; on a tie the earlier acquisition.
+    return sorted(near, key=lambda s: (abs(s.time - day.time), s.time, s.item["id"]))
+
+
+@contextlib.contextmanager
+def _dask(address: str | None) -> Iterator[Any]:
+    from distributed import Client, LocalCluster
+
+    if address:
+        try:
+            client = Client(address, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            raise InputError(f"no Dask scheduler answers at {address} ({exc})") from None
+        with client:
+            yield client
+        return
+    with (
+        LocalCluster(
+            n_workers=min(2, os.cpu_count() or 1),
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+class _Fault:
+    """Counts written chunks; SIGKILLs the process when $GAPFILL_FAULT_AFTER_CHUNKS is reached."""
+
+    def __init__(self) -> None:
+        raw = os.environ.get(FAULT_ENV)
+        self.limit = int(raw) if raw else None
+        self.count = 0
+
+    def wrote(self, chunks: int) -> None:
+        self.count += chunks
+        if self.limit is not None and self.count >= self.limit:
+            log.error("fault injection: killing the build after %d chunks", self.count)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _attrs(cfg: CubeConfig, aoi: AOI, grid: Grid, s2p: SensorProfile, s1p: SensorProfile) -> dict:
+    return {
+        "cube_contract_version": layout.CUBE_CONTRACT_VERSION,
+        "aoi": json.dumps(aoi.geojson),
+        "epsg": grid.epsg,
+        "resolution": grid.resolution,
+        "bounds": list(grid.bounds),
+        "providers": json.dumps({"s2": s2p.model_dump(), "s1": s1p.model_dump()}),
+        "search": cfg.model_dump_json(),
+        "max_gap_days": cfg.max_gap_days,
+        "clear_classes": list(cfg.clear_classes),
+        "cloud_classes_dilated": list(cfg.cloud_classes),
+        "dilation_m": cfg.dilation_m,
+        "despeckle": cfg.despeckle if cfg.despeckle != "none" else "none",
+        "items_per_day": "{}",
+        "skipped_items": "{}",
+        "dropped_days": "{}",
+        "software_version": __version__,
+        "git_sha": git_sha(),
+    }
+
+
+def _same_grid(existing: xr.Dataset, grid: Grid, aoi: AOI, path: Path) -> None:
+    if existing.attrs.get("cube_contract_version") != layout.CUBE_CONTRACT_VERSION:
+        raise InputError(
+            f"{path} is not a gapfill cube (contract "
+            f"{layout.CUBE_CONTRACT_VERSION}): choose another --out"
+        )
+    old = layout.grid_of(existing)
+    if old != grid:
+        raise InputError(
+            f"{path} is a cube of another grid (EPSG:{old.epsg}, {old.bounds}); "
+            "choose another --out or the same AOI and --epsg"
+        )
+    if json.loads(existing.attrs["aoi"]) != json.loads(json.dumps(aoi.geojson)):
+        raise InputError(f"{path} is a cube of another AOI: choose another --out")
+
+
+def _write_days(
+    path: Path, ds: xr.Dataset, index: int, names: Sequence[str], chunk: int, fault: _Fault
+) -> None:
+    """Write consecutive days (from time `index`) in one region write of whole chunks."""
+    nt, h, w = ds.sizes["time"], ds.sizes["y"], ds.sizes["x"]
+    region = {"time": slice(index, index + nt), "y": slice(0, h), "x": slice(0, w)}
+    layout.check_region_aligned(
+        region, {"time": 1, "y": chunk, "x": chunk}, {"y": h, "x": w, "time": index + nt}
+    )
+    ds[list(names)].to_zarr(path, region=region, mode="r+", zarr_format=3, consolidated=False)
+    fault.wrote(nt * -(-h // chunk) * -(-w // chunk))
+
+
+def _batches(
+    todo: list[tuple[int, S2Day, tuple[str, ...]]], size: int
+) -> Iterator[list[tuple[int, S2Day, tuple[str, ...]]]]:
+    """Runs of consecutive time indices writing the same variables, at most `size` long."""
+    batch: list[tuple[int, S2Day, tuple[str, ...]]] = []
+    for entry in todo:
+        if batch and (
+            entry[0] != batch[-1][0] + 1 or entry[2] != batch[-1][2] or len(batch) == size
+        ):
+            yield batch
+            batch = []
+        batch.append(entry)
+    if batch:
+        yield batch
+
+
+def _set_complete(group: zarr.Group, index: int, value: bool) -> None:
+    array = group[layout.COMPLETE]
+    assert isinstance(array, zarr.Array)
+    array[index] = value
+
+
+def _update_json_attr(group: zarr.Group, name: str, update: dict) -> None:
+    current = json.loads(str(group.attrs.get(name, "{}")))
+    current.update(update)
+    group.attrs[name] = json.dumps(current, sort_keys=True)
+
+
+def build_cube(
+    out: str | Path, cfg: CubeConfig, *, dask_scheduler: str | None = None
+) -> BuildReport:
+    """Build or extend the cube at `out` for `cfg`; see the module docstring."""
+    out = Path(out)
+    aoi = parse_aoi(cfg.aoi)
+    grid = cube_grid(aoi, cfg.resolution, cfg.epsg)
+    s2p, s1p = profiles_for(cfg.provider, cfg.stac_url, cfg.s1_provider, cfg.profile)
+    existing: xr.Dataset | None = None
+    if out.exists():
+        try:
+            existing = xr.open_zarr(out, consolidated=False)
+        except Exception:  # not a Zarr store at all
+            raise InputError(
+                f"{out} exists and is not a gapfill cube: choose another --out"
+            ) from None
+        _same_grid(existing, grid, aoi, out)
+
+    from gapfill.grid import DateRange
+
+    dates = DateRange(cfg.start, cfg.end)
+    pad = timedelta(days=int(np.ceil(cfg.max_gap_days)))
+    found = search(
+        aoi,
+        dates,
+        s2p,
+        s1p,
+        max_cloud=cfg.max_cloud,
+        s1_dates=DateRange(cfg.start - pad, cfg.end + pad),
+    )
+    s1_found = found.s1
+    what = f"over AOI {aoi.bbox} from {cfg.start} to {cfg.end}"
+    if not found.s2:
+        raise InputError(
+            f"no Sentinel-2 items {what} in {s2p.provider}/{s2p.collection} "
+            f"({s2p.url}); found {len(s1_found)} Sentinel-1 items"
+        )
+    if not s1_found:
+        raise InputError(
+            f"no Sentinel-1 items {what} (±{cfg.max_gap_days:g} days) in "
+            f"{s1p.provider}/{s1p.collection} ({s1p.url}); "
+            f"found {len(found.s2)} Sentinel-2 items"
+        )
+    report = BuildReport(str(out), 0)
+    s2_items = _check_items(found.s2, s2p, (*S2_BANDS, S2_SCL), cfg.strict, report.skipped_items)
+    s1_items = _check_items(s1_found, s1p, S1_POLS, cfg.strict, report.skipped_items)
+    days = _group_days(s2_items)
+    scenes = sorted(
+        (
+            S1Scene(
+                it.to_dict(),
+                item_datetime(it),
+                relative_orbit(it) or _pseudo_orbit(it.properties, item_datetime(it)),
+            )
+            for it in s1_items
+        ),
+        key=lambda s: s.time,
+    )
+
+    existing_times = (
+        [] if existing is None else list(existing["time"].values.astype("datetime64[ns]"))
+    )
+    complete = [] if existing is None else list(existing[layout.COMPLETE].values)
+    last = max(existing_times) if existing_times else None
+    if existing is not None and days and np.datetime64(days[0].day, "ns") < min(existing_times):
+        raise InputError(
+            f"{out} starts on {str(min(existing_times))[:10]}: a cube only grows "
+            "forward in time; build a new cube for earlier days"
+        )
+    new_days = [d for d in days if last is None or np.datetime64(d.day, "ns") > last]
+    with _dask(dask_scheduler) as client:
+        log.info("dask: %s", client.dashboard_link if client.cluster else client.scheduler.address)
+        kept: list[S2Day] = []
+        fractions = dask.compute(*[valid_fraction(d, grid, cfg.chunk, s2p) for d in new_days])
+        for d, frac in zip(new_days, fractions, strict=True):
+            if float(frac) == 0.0:
+                report.days_dropped[d.day.date().isoformat()] = "no valid pixel in the AOI"
+                log.warning("dropping %s: no valid pixel in the AOI", d.day.date())
+            else:
+                kept.append(d)
+        if existing is None and not kept:
+            raise InputError(
+                f"no Sentinel-2 day has data inside the AOI {what}: "
+                "check that the AOI lies within the items' footprints"
+            )
+        attrs = _attrs(cfg, aoi, grid, s2p, s1p)
+        times = np.array([np.datetime64(d.day, "ns") for d in kept], dtype="datetime64[ns]")
+        if existing is None:
+            tmpl = layout.template(grid, times, cfg.chunk, attrs)
+            tmpl.to_zarr(
+                out,
+                compute=False,
+                zarr_format=3,
+                consolidated=False,
+                encoding=layout.encoding(cfg.chunk, grid),
+                mode="w-",
+            )
+        elif len(kept):
+            tmpl = layout.template(grid, times, cfg.chunk, {})
+            tmpl.drop_vars(["band", "pol", "x", "y", layout.SPATIAL_REF]).to_zarr(
+                out, compute=False, zarr_format=3, consolidated=False, append_dim="time"
+            )
+        group = zarr.open_group(str(out), mode="r+", zarr_format=3)
+        all_times = list(existing_times) + list(times)
+        complete += [False] * len(times)
+        by_time = {np.datetime64(d.day, "ns"): d for d in days}
+        fault = _Fault()
+        todo: list[tuple[int, S2Day, tuple[str, ...]]] = []
+        recent = (
+            (last - np.timedelta64(int(np.ceil(cfg.max_gap_days)), "D"))
+            if last is not None
+            else None
+        )
+        for i, t in enumerate(all_times):
+            found_day = by_time.get(t)
+            if found_day is None:
+                continue
+            d = found_day
+            if not complete[i]:
+                todo.append((i, d, layout.DAY_VARS))
+            elif recent is not None and t >= recent and t <= last:
+                todo.append((i, d, layout.S1_VARS))
+        report.days_total = len(all_times)
+        for batch in _batches(todo, cfg.batch_days):
+            first, names = batch[0][0], batch[0][2]
+            ds = xr.concat(
+                [
+                    day_dataset(d, _scenes_for(d, scenes, cfg.max_gap_days), grid, cfg, s2p, s1p)
+                    for _, d, _ in batch
+                ],
+                dim="time",
+            )
+            for i, _, _ in batch:
+                _set_complete(group, i, False)
+            _write_days(out, ds, first, names, cfg.chunk, fault)
+            _update_json_attr(
+                group,
+                "items_per_day",
+                {d.day.date().isoformat(): [it["id"] for it in d.items] for _, d, _ in batch},
+            )
+            for i, d, _ in batch:
+                _set_complete(group, i, True)
+                done = report.days_written if names == layout.DAY_VARS else report.days_s1_rematched
+                done.append(d.day.date().isoformat())
+            log.info(
+                "days %s..%s: %s written",
+                batch[0][1].day.date(),
+                batch[-1][1].day.date(),
+                "all variables" if names == layout.DAY_VARS else "S1 re-matched",
+            )
+        _update_json_attr(group, "skipped_items", report.skipped_items)
+        _update_json_attr(group, "dropped_days", report.days_dropped)
+        group.attrs["software_version"] = __version__
+        group.attrs["git_sha"] = git_sha()
+    return report

@@ -1,0 +1,46 @@
+"""What `gapfill build-cube` builds: a pydantic model, recorded in the cube's attrs."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["CubeConfig", "DEFAULT_CLEAR_CLASSES", "DEFAULT_CLOUD_CLASSES"]
+
+# SCL: 4 vegetation, 5 not vegetated, 6 water, 7 unclassified (11 snow on request).
+DEFAULT_CLEAR_CLASSES = (4, 5, 6, 7)
+# SCL: 3 cloud shadow, 8/9 cloud medium/high probability, 10 thin cirrus.
+DEFAULT_CLOUD_CLASSES = (3, 8, 9, 10)
+
+
+class CubeConfig(BaseModel):
+    """A cube request: where, when, from which providers, on which grid, how masked."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    aoi: str = Field(description="GeoJSON file, minx,miny,maxx,maxy lon/lat bbox, or WKT")
+    start: date
+    end: date
+    provider: str | None = None
+    s1_provider: str | None = None
+    stac_url: str | None = None
+    profile: str | None = Field(None, description="YAML mapping for --stac-url")
+    resolution: float = Field(10.0, gt=0)
+    epsg: int | None = None
+    max_gap_days: float = Field(5.0, ge=0, le=30)
+    chunk: int = Field(1024, ge=16, le=8192)
+    despeckle: Literal["none", "lee"] = "none"
+    clear_classes: tuple[int, ...] = DEFAULT_CLEAR_CLASSES
+    cloud_classes: tuple[int, ...] = DEFAULT_CLOUD_CLASSES
+    dilation_m: float = Field(20.0, ge=0)
+    max_cloud: float | None = Field(None, ge=0, le=100)
+    strict: bool = False
+    batch_days: int = Field(8, ge=1, le=64, description="days written per region write")
+
+    @model_validator(mode="after")
+    def _dates(self) -> CubeConfig:
+        if self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        return self

@@ -1,0 +1,190 @@
+"""The cube contract (`cube.zarr`, Zarr v3), version 1: names, dtypes, packing, chunks.
+
+Train and fill import this module; nothing else spells a variable name, a fill value
+or a scale factor. Layout (shared/DESIGN.md, "Cube"):
+
+- dims `time` (one per kept S2 day, naive UTC), `band` (B02 B03 B04 B08), `pol` (VV VH), `y`, `x`
+- `s2` (time, band, y, x): reflectance, CF-packed uint16 (scale 1e-4, _FillValue 0)
+- `clear` (time, y, x) bool: SCL clear classes after dilating cloud and shadow
+- `s1` (time, pol, y, x): backscatter dB, CF-packed int16 (0.01 dB, _FillValue -32768)
+- `s1_dt` (time, y, x) int8: days from the S2 day to the matched S1 (missing: -128)
+- `s1_orbit` (time, y, x) int16: its relative orbit (missing: 0; > 175: pseudo-orbit)
+- `complete` (time) bool, written last for each day
+- scalar `spatial_ref` (CF grid mapping) and `grid_mapping` on every variable
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from pyproj import CRS
+
+from gapfill.bands import S1_POLS, S2_BANDS
+from gapfill.grid import Grid
+
+__all__ = [
+    "CUBE_CONTRACT_VERSION",
+    "S2",
+    "CLEAR",
+    "S1",
+    "S1_DT",
+    "S1_ORBIT",
+    "COMPLETE",
+    "SPATIAL_REF",
+    "DAY_VARS",
+    "S1_VARS",
+    "S1_DT_MISSING",
+    "S1_ORBIT_MISSING",
+    "ENCODINGS",
+    "spatial_ref",
+    "template",
+    "encoding",
+    "grid_of",
+    "check_region_aligned",
+]
+
+CUBE_CONTRACT_VERSION = "1"
+
+S2, CLEAR, S1, S1_DT, S1_ORBIT, COMPLETE = "s2", "clear", "s1", "s1_dt", "s1_orbit", "complete"
+SPATIAL_REF = "spatial_ref"
+DAY_VARS = (S2, CLEAR, S1, S1_DT, S1_ORBIT)
+S1_VARS = (S1, S1_DT, S1_ORBIT)
+S1_DT_MISSING = -128
+S1_ORBIT_MISSING = 0
+S2_SCALE = 1e-4
+S1_SCALE = 0.01
+
+ENCODINGS: dict[str, dict[str, Any]] = {
+    S2: {"dtype": "uint16", "scale_factor": S2_SCALE, "_FillValue": 0},
+    S1: {"dtype": "int16", "scale_factor": S1_SCALE, "_FillValue": -32768},
+    CLEAR: {"dtype": "bool"},
+    S1_DT: {"dtype": "int8", "_FillValue": S1_DT_MISSING},
+    S1_ORBIT: {"dtype": "int16", "_FillValue": S1_ORBIT_MISSING},
+    COMPLETE: {"dtype": "bool"},
+}
+
+_ATTRS: dict[str, dict[str, Any]] = {
+    S2: {"long_name": "surface reflectance", "units": "1"},
+    S1: {"long_name": "backscatter (gamma0, RTC)", "units": "dB"},
+    CLEAR: {
+        "long_name": "clear land or water after dilating cloud and shadow",
+        "flag_values": [0, 1],
+        "flag_meanings": "cloudy_or_invalid clear",
+    },
+    # No "units: days": xarray would decode it to a timedelta.
+    S1_DT: {"long_name": "days from the S2 day to the matched S1 acquisition (days)"},
+    S1_ORBIT: {
+        "long_name": "relative orbit of the matched S1 acquisition",
+        "comment": "values above 175 are pseudo-orbits (repeat phase and hour) "
+        "for items that carry no orbit number",
+    },
+    COMPLETE: {
+        "long_name": "day fully written",
+        "flag_values": [0, 1],
+        "flag_meanings": "incomplete complete",
+    },
+}
+
+
+def spatial_ref(grid: Grid) -> xr.DataArray:
+    """The scalar CF grid-mapping variable of a grid (crs_wkt, GeoTransform)."""
+    crs = CRS.from_epsg(grid.epsg)
+    attrs = dict(crs.to_cf())
+    a, b, c, d, e, f = grid.transform
+    attrs["GeoTransform"] = f"{c} {a} {b} {f} {d} {e}"
+    attrs["spatial_ref"] = crs.to_wkt()
+    return xr.DataArray(np.int32(0), attrs=attrs)
+
+
+def template(grid: Grid, times: np.ndarray, chunk: int, attrs: Mapping[str, Any]) -> xr.Dataset:
+    """A lazy, all-missing cube for `times` on `grid`: written with `compute=False`
+    it creates every array (and `complete` = False) before any day is filled."""
+    import dask.array as da
+
+    h, w = grid.shape
+    y, x = grid.coords()
+    nt = len(times)
+    cy, cx = min(chunk, h), min(chunk, w)
+
+    def lazy(shape: tuple[int, ...], dtype: Any, fill: Any, chunks: tuple[int, ...]) -> Any:
+        return da.full(shape, fill, dtype=dtype, chunks=chunks)
+
+    ds = xr.Dataset(
+        {
+            S2: (
+                ("time", "band", "y", "x"),
+                lazy((nt, len(S2_BANDS), h, w), np.float32, np.nan, (1, len(S2_BANDS), cy, cx)),
+            ),
+            CLEAR: (("time", "y", "x"), lazy((nt, h, w), bool, False, (1, cy, cx))),
+            S1: (
+                ("time", "pol", "y", "x"),
+                lazy((nt, len(S1_POLS), h, w), np.float32, np.nan, (1, len(S1_POLS), cy, cx)),
+            ),
+            S1_DT: (("time", "y", "x"), lazy((nt, h, w), np.int8, S1_DT_MISSING, (1, cy, cx))),
+            S1_ORBIT: (
+                ("time", "y", "x"),
+                lazy((nt, h, w), np.int16, S1_ORBIT_MISSING, (1, cy, cx)),
+            ),
+            COMPLETE: (("time",), np.zeros(nt, dtype=bool)),
+        },
+        coords={
+            "time": ("time", np.asarray(times, dtype="datetime64[ns]")),
+            "band": ("band", np.array(S2_BANDS, dtype=object)),
+            "pol": ("pol", np.array(S1_POLS, dtype=object)),
+            "y": ("y", y, {"units": "m", "standard_name": "projection_y_coordinate"}),
+            "x": ("x", x, {"units": "m", "standard_name": "projection_x_coordinate"}),
+            SPATIAL_REF: spatial_ref(grid),
+        },
+        attrs=dict(attrs),
+    )
+    for name in DAY_VARS + (COMPLETE,):
+        ds[name].attrs.update(_ATTRS[name])
+        if name != COMPLETE:
+            ds[name].attrs["grid_mapping"] = SPATIAL_REF
+    # Plain `xr.open_zarr` then returns spatial_ref as a coordinate, so `rio.crs` works.
+    ds.attrs["coordinates"] = SPATIAL_REF
+    return ds
+
+
+def encoding(chunk: int, grid: Grid) -> dict[str, dict[str, Any]]:
+    """Zarr encodings: CF packing plus chunks time=1, full band/pol, square spatial."""
+    h, w = grid.shape
+    cy, cx = min(chunk, h), min(chunk, w)
+    out: dict[str, dict[str, Any]] = {}
+    for name, enc in ENCODINGS.items():
+        chunks: tuple[int, ...]
+        if name == COMPLETE:
+            chunks = (1,)
+        elif name == S2:
+            chunks = (1, len(S2_BANDS), cy, cx)
+        elif name == S1:
+            chunks = (1, len(S1_POLS), cy, cx)
+        else:
+            chunks = (1, cy, cx)
+        out[name] = {**enc, "chunks": chunks}
+    out["time"] = {"units": "nanoseconds since 1970-01-01", "dtype": "int64"}
+    return out
+
+
+def grid_of(ds: xr.Dataset) -> Grid:
+    """The grid a cube (or product) was written on, from its attrs."""
+    minx, miny, maxx, maxy = (float(v) for v in ds.attrs["bounds"])
+    return Grid(int(ds.attrs["epsg"]), float(ds.attrs["resolution"]), (minx, miny, maxx, maxy))
+
+
+def check_region_aligned(
+    region: Mapping[str, slice], chunks: Mapping[str, int], sizes: Mapping[str, int]
+) -> None:
+    """Every write must cover whole Zarr chunks: a misaligned region write corrupts silently."""
+    for dim, sl in region.items():
+        size = chunks.get(dim)
+        if size is None:
+            continue
+        start, stop = sl.start or 0, sl.stop if sl.stop is not None else sizes[dim]
+        if start % size or (stop % size and stop != sizes[dim]):
+            raise AssertionError(
+                f"region {dim}={start}:{stop} is not aligned to Zarr chunks of {size}"
+            )
