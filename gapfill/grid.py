@@ -72,12 +72,21 @@ def _all_floats(parts: list[str]) -> bool:
     return True
 
 
+def _looks_like_file(text: str) -> bool:
+    if Path(text).suffix.lower() in {".json", ".geojson"}:
+        return True
+    try:
+        return Path(text).is_file()
+    except OSError:  # a long WKT is no file name
+        return False
+
+
 def parse_aoi(text: str) -> AOI:
     """Read an AOI from a GeoJSON file path, a `minx,miny,maxx,maxy` lon/lat bbox, or WKT."""
     text = text.strip()
     geom: BaseGeometry
     try:
-        if Path(text).suffix.lower() in {".json", ".geojson"} or Path(text).is_file():
+        if _looks_like_file(text):
             path = Path(text)
             if not path.is_file():
                 raise InputError(f"AOI file {text} does not exist")

@@ -42,12 +42,57 @@ def world_es(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def stac_api(world_pc: Path, world_es: Path, real_sample: Path):
-    """One real stac-fastapi-pgstac for the session, serving both worlds and the real sample."""
+def world_broken(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small world (its own dates) whose second day has a truncated B04 COG."""
+    from datetime import date
+
+    out = tmp_path_factory.mktemp("worlds") / "broken"
+    make_world(
+        out, WorldSpec(size=64, dates=3, seed=9, landscape="mountain-arid", start=date(2023, 3, 1))
+    )
+    item_id = world_meta(out)["s2"][1]["id"]
+    cog = out / "s2" / item_id / "B04.tif"
+    data = cog.read_bytes()
+    cog.write_bytes(data[: len(data) // 2])
+    return out
+
+
+@pytest.fixture(scope="session")
+def catalogs(world_pc: Path, world_es: Path, world_broken: Path, real_sample: Path) -> list[Path]:
+    return [world_pc, world_es, world_broken, real_sample]
+
+
+@pytest.fixture(scope="session")
+def stac_api(catalogs: list[Path]):
+    """One real stac-fastapi-pgstac for the session, serving the worlds and the real sample."""
     from gapfill.stac import local_stac_api
 
-    with local_stac_api([world_pc, world_es, real_sample]) as api:
+    with local_stac_api(catalogs) as api:
         yield api
+
+
+@pytest.fixture(scope="session")
+def dask_address():
+    """One real Dask LocalCluster (2 worker processes) for the session."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
+def inset_aoi(world: Path, inset_m: float = 5.0) -> str:
+    """WKT (lon/lat) of a world's square, inset so the cube grid snaps to exactly it."""
+    import shapely
+    from pyproj import Transformer
+    from shapely.geometry import box
+
+    meta = world_meta(world)
+    minx, miny, maxx, maxy = meta["bounds"]
+    square = box(minx + inset_m, miny + inset_m, maxx - inset_m, maxy - inset_m).segmentize(20)
+    to_lonlat = Transformer.from_crs(meta["epsg"], 4326, always_xy=True)
+    return shapely.transform(square, to_lonlat.transform, interleaved=False).wkt
 
 
 def world_meta(world: Path) -> dict:

@@ -25,7 +25,7 @@ import rasterio
 import xarray as xr
 import zarr
 from pyproj import Transformer
-from shapely.ops import transform as shp_transform
+import shapely
 
 from gapfill._provenance import __version__, git_sha
 from gapfill.bands import S1_POLS, S2_BANDS, S2_SCL
@@ -71,7 +71,9 @@ def cube_grid(aoi: AOI, resolution: float, epsg: int | None) -> Grid:
             chosen,
         )
     to_utm = Transformer.from_crs(4326, chosen, always_xy=True)
-    projected = shp_transform(to_utm.transform, aoi.geometry.segmentize(0.01))
+    projected = shapely.transform(
+        aoi.geometry.segmentize(0.01), to_utm.transform, interleaved=False
+    )
     minx, miny, maxx, maxy = projected.bounds
     return Grid.snapped(chosen, (minx, miny, maxx, maxy), resolution)
 
@@ -273,6 +275,17 @@ def _set_complete(group: zarr.Group, index: int, value: bool) -> None:
     array[index] = value
 
 
+def _consolidate(path: Path) -> None:
+    """Consolidated metadata, so that a plain `xr.open_zarr` opens fast and without warning.
+    Rewritten after every metadata change (shape, attrs); outside the v3 spec, but read by
+    zarr-python and xarray."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        zarr.consolidate_metadata(str(path))
+
+
 def _update_json_attr(group: zarr.Group, name: str, update: dict) -> None:
     current = json.loads(str(group.attrs.get(name, "{}")))
     current.update(update)
@@ -377,11 +390,13 @@ def build_cube(
                 mode="w-",
             )
         elif len(kept):
-            tmpl = layout.template(grid, times, cfg.chunk, {})
+            # Appending rewrites the group attrs: carry the existing ones over.
+            tmpl = layout.template(grid, times, cfg.chunk, dict(existing.attrs))
             tmpl.drop_vars(["band", "pol", "x", "y", layout.SPATIAL_REF]).to_zarr(
                 out, compute=False, zarr_format=3, consolidated=False, append_dim="time"
             )
-        group = zarr.open_group(str(out), mode="r+", zarr_format=3)
+        _consolidate(out)
+        group = zarr.open_group(str(out), mode="r+", zarr_format=3, use_consolidated=False)
         all_times = list(existing_times) + list(times)
         complete += [False] * len(times)
         by_time = {np.datetime64(d.day, "ns"): d for d in days}
@@ -423,6 +438,7 @@ def build_cube(
                 _set_complete(group, i, True)
                 done = report.days_written if names == layout.DAY_VARS else report.days_s1_rematched
                 done.append(d.day.date().isoformat())
+            _consolidate(out)
             log.info(
                 "days %s..%s: %s written",
                 batch[0][1].day.date(),
@@ -433,4 +449,5 @@ def build_cube(
         _update_json_attr(group, "dropped_days", report.days_dropped)
         group.attrs["software_version"] = __version__
         group.attrs["git_sha"] = git_sha()
+        _consolidate(out)
     return report

@@ -83,3 +83,14 @@ def test_times_are_naive_utc_and_within_days_is_inclusive():
     assert to_naive_utc(aware) == datetime(2022, 4, 1, 12)
     assert within_days(datetime(2022, 4, 1), datetime(2022, 4, 6), 5)
     assert not within_days(datetime(2022, 4, 1), datetime(2022, 4, 6, 0, 0, 1), 5)
+
+
+def test_cube_grid_of_an_aoi_across_two_utm_zones_says_which_it_chose(caplog):
+    from gapfill.cube import cube_grid
+
+    with caplog.at_level("WARNING"):
+        grid = cube_grid(parse_aoi("113.95,30.0,114.1,30.05"), 10.0, None)
+    assert grid.epsg == 32650  # centroid at 114.025 E: zone 50
+    assert "spans UTM zones" in caplog.text and "32650" in caplog.text
+    assert cube_grid(parse_aoi("113.95,30.0,114.1,30.05"), 10.0, 32649).epsg == 32649
+    assert all(v % 10 == 0 for v in grid.bounds)

@@ -1,0 +1,409 @@
+"""build-cube through the real local STAC API, real Dask and real Zarr."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import xarray as xr
+import zarr
+from scipy import ndimage
+
+from gapfill.cube import CubeConfig, build_cube, cube_info
+from gapfill.cube.build import FAULT_ENV
+from tests.conftest import inset_aoi, world_meta
+
+pytestmark = pytest.mark.integration
+
+GAPFILL = [sys.executable, "-m", "gapfill.cli"]
+CHUNK = 32
+
+
+def _cfg(world: Path, url: str, **kw) -> CubeConfig:
+    meta = world_meta(world)
+    base = dict(
+        aoi=inset_aoi(world),
+        start=meta["s2"][0]["datetime"][:10],
+        end=meta["s2"][-1]["datetime"][:10],
+        stac_url=url,
+        chunk=CHUNK,
+    )
+    return CubeConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="session")
+def cube_pc(tmp_path_factory, world_pc, stac_api, dask_address) -> Path:
+    out = tmp_path_factory.mktemp("cubes") / "pc.zarr"
+    build_cube(out, _cfg(world_pc, stac_api.url), dask_scheduler=dask_address)
+    return out
+
+
+def _read(path: Path) -> np.ndarray:
+    with rasterio.open(path) as ds:
+        return ds.read(1)
+
+
+def _dt(text: str) -> datetime:
+    return datetime.fromisoformat(text.rstrip("Z"))
+
+
+def test_grid_and_plain_xarray_reading(cube_pc, world_pc):
+    import rioxarray  # noqa: F401  (registers .rio)
+
+    ds = xr.open_zarr(cube_pc)
+    meta = world_meta(world_pc)
+    assert ds.rio.crs.to_epsg() == 32649
+    assert "spatial_ref" in ds.coords
+    with rasterio.open(world_pc / "s2" / meta["s2"][0]["id"] / "B02.tif") as src:
+        x = src.transform.c + 10 * (np.arange(src.width) + 0.5)
+        y = src.transform.f - 10 * (np.arange(src.height) + 0.5)
+    np.testing.assert_array_equal(ds.x.values, x)
+    np.testing.assert_array_equal(ds.y.values, y)
+    assert list(ds.band.values) == ["B02", "B03", "B04", "B08"]
+    assert list(ds.pol.values) == ["VV", "VH"]
+    assert ds.sizes["time"] == 12 and bool(ds.complete.all())
+    assert ds.s2.encoding["dtype"] == np.uint16 and ds.s1.encoding["dtype"] == np.int16
+    assert ds.s2.chunks is not None and ds.s2.encoding["chunks"] == (1, 4, CHUNK, CHUNK)
+    # The tile-edge day: no data on the west, decoded as NaN, never clear.
+    edge = ds.isel(time=2)
+    assert bool(edge.s2.isel(x=slice(0, 9)).isnull().all())
+    assert not bool(edge.clear.isel(x=slice(0, 9)).any())
+    assert ds.attrs["cube_contract_version"] == "1" and ds.attrs["git_sha"]
+
+
+def test_s2_pixels_equal_the_cogs(cube_pc, world_pc):
+    ds = xr.open_zarr(cube_pc)
+    items = json.loads(ds.attrs["items_per_day"])
+    for i, t in enumerate(ds.time.values):
+        (item_id,) = items[str(t)[:10]]
+        for b, band in enumerate(["B02", "B03", "B04", "B08"]):
+            dn = _read(world_pc / "s2" / item_id / f"{band}.tif").astype(np.float64)
+            expected = np.where(dn == 0, np.nan, (dn - 1000) / 10000)
+            got = ds.s2.isel(time=i, band=b).values
+            np.testing.assert_allclose(got, expected, atol=1e-6, equal_nan=True)
+
+
+def test_clear_is_the_scl_classes_with_cloud_and_shadow_dilated_20m(cube_pc, world_pc):
+    ds = xr.open_zarr(cube_pc)
+    items = json.loads(ds.attrs["items_per_day"])
+    checked_dilation = False
+    for i, t in enumerate(ds.time.values):
+        (item_id,) = items[str(t)[:10]]
+        scl = np.kron(_read(world_pc / "s2" / item_id / "SCL.tif"), np.ones((2, 2), np.uint8))
+        cloud = np.isin(scl, (3, 8, 9, 10))
+        near_cloud = (
+            (ndimage.distance_transform_edt(~cloud) * 10.0 <= 20.0)
+            if cloud.any()
+            else np.zeros_like(cloud)
+        )
+        expected = np.isin(scl, (4, 5, 6, 7)) & ~near_cloud & (scl > 0)
+        np.testing.assert_array_equal(ds.clear.isel(time=i).values, expected, err_msg=str(t))
+        ring = near_cloud & ~cloud & np.isin(scl, (4, 5, 6, 7))
+        checked_dilation |= bool(ring.any())
+    assert checked_dilation  # some clear-class pixels were removed by the dilation
+
+
+def test_s1_is_matched_per_pixel_nearest_within_5_days(cube_pc, world_pc):
+    ds = xr.open_zarr(cube_pc)
+    meta = world_meta(world_pc)
+    scenes = meta["s1"]
+    both_orbits_in_one_day = False
+    for i, day in enumerate(meta["s2"]):
+        t2 = _dt(day["datetime"])
+        cands = sorted(
+            (s for s in scenes if abs(_dt(s["datetime"]) - t2) <= timedelta(days=5)),
+            key=lambda s: (abs(_dt(s["datetime"]) - t2), _dt(s["datetime"])),
+        )
+        assert cands
+        db = np.full((2, 64, 64), np.nan)
+        dt = np.full((64, 64), -128)
+        orbit = np.zeros((64, 64), int)
+        for s in reversed(cands):
+            lin = np.stack([_read(world_pc / "s1" / s["id"] / f"{p}.tif") for p in ("vv", "vh")])
+            ok = (lin > 0).all(axis=0)
+            db[:, ok] = 10 * np.log10(lin[:, ok])
+            dt[ok] = (_dt(s["datetime"]).date() - t2.date()).days
+            orbit[ok] = s["relative_orbit"]
+        got = ds.isel(time=i)
+        np.testing.assert_allclose(got.s1.values, db, atol=0.0051)
+        np.testing.assert_array_equal(got.s1_dt.values, dt)
+        np.testing.assert_array_equal(got.s1_orbit.values, orbit)
+        assert np.all(np.abs(got.s1_dt.values) <= 5)
+        both_orbits_in_one_day |= len(np.unique(orbit)) == 2
+    assert both_orbits_in_one_day
+
+
+def test_cube_info(cube_pc):
+    info = cube_info(cube_pc)
+    assert info["n_days"] == info["n_complete"] == 12
+    assert info["days"][0]["clear_fraction"] > 0.9
+    assert any(d["clear_fraction"] < 0.1 for d in info["days"])
+    assert all(d["s1_coverage"] == 1.0 for d in info["days"])
+    assert info["size_on_disk_mb"] > 0
+
+
+def _assert_same_cube(a: Path, b: Path) -> None:
+    da_, db_ = xr.open_zarr(a).load(), xr.open_zarr(b).load()
+    for name in ("s2", "clear", "s1", "s1_dt", "s1_orbit", "complete"):
+        xr.testing.assert_identical(da_[name], db_[name])
+
+
+def test_incremental_append_equals_a_single_run(
+    tmp_path, cube_pc, world_pc, stac_api, dask_address
+):
+    meta = world_meta(world_pc)
+    out = tmp_path / "inc.zarr"
+    first = build_cube(
+        out,
+        _cfg(world_pc, stac_api.url, end=meta["s2"][5]["datetime"][:10]),
+        dask_scheduler=dask_address,
+    )
+    assert len(first.days_written) == 6
+    second = build_cube(out, _cfg(world_pc, stac_api.url), dask_scheduler=dask_address)
+    assert len(second.days_written) == 6
+    # S1 of the last existing days (within max-gap-days) is matched again.
+    assert second.days_s1_rematched == [meta["s2"][5]["datetime"][:10]]
+    _assert_same_cube(out, cube_pc)
+    again = build_cube(out, _cfg(world_pc, stac_api.url), dask_scheduler=dask_address)
+    assert again.days_written == []
+    _assert_same_cube(out, cube_pc)
+
+
+def _cli_build(
+    world: Path, url: str, out: Path, address: str, env: dict | None = None, wait: bool = True
+) -> subprocess.Popen | subprocess.CompletedProcess:
+    meta = world_meta(world)
+    args = [
+        *GAPFILL,
+        "build-cube",
+        "--aoi",
+        inset_aoi(world),
+        "--start",
+        meta["s2"][0]["datetime"][:10],
+        "--end",
+        meta["s2"][-1]["datetime"][:10],
+        "--stac-url",
+        url,
+        "--out",
+        str(out),
+        "--chunk",
+        str(CHUNK),
+        "--batch-days",
+        "2",
+        "--dask-scheduler",
+        address,
+    ]
+    full_env = {**os.environ, **(env or {})}
+    if wait:
+        return subprocess.run(args, capture_output=True, text=True, env=full_env, timeout=300)
+    return subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=full_env
+    )
+
+
+def test_resume_after_an_injected_kill_equals_a_single_run(
+    tmp_path, cube_pc, world_pc, stac_api, dask_address
+):
+    out = tmp_path / "killed.zarr"
+    # 4 chunks a day, 2 days a write: the kill lands after the 2nd write, before its flags.
+    killed = _cli_build(world_pc, stac_api.url, out, dask_address, {FAULT_ENV: "12"})
+    assert killed.returncode == -signal.SIGKILL
+    complete = zarr.open_group(str(out), mode="r")["complete"][:]
+    assert complete[:2].all() and not complete[2:].any()
+    assert not bool(xr.open_zarr(out).complete.all())  # a plain reader can tell
+    resumed = _cli_build(world_pc, stac_api.url, out, dask_address)
+    assert resumed.returncode == 0, resumed.stderr
+    _assert_same_cube(out, cube_pc)
+
+
+def test_resume_after_a_real_sigkill_equals_a_single_run(
+    tmp_path, cube_pc, world_pc, stac_api, dask_address
+):
+    out = tmp_path / "sigkill.zarr"
+    proc = _cli_build(world_pc, stac_api.url, out, dask_address, wait=False)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if zarr.open_group(str(out), mode="r")["complete"][:].any():
+                break
+        except Exception:  # the store is not there yet
+            pass
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    resumed = _cli_build(world_pc, stac_api.url, out, dask_address)
+    assert resumed.returncode == 0, resumed.stderr
+    _assert_same_cube(out, cube_pc)
+
+
+REAL_BOUNDS = (501360.0, 5629040.0, 502000.0, 5629680.0)
+
+
+def _real_aoi() -> str:
+    import shapely
+    from pyproj import Transformer
+    from shapely.geometry import box
+
+    minx, miny, maxx, maxy = REAL_BOUNDS
+    square = box(minx + 5, miny + 5, maxx - 5, maxy - 5).segmentize(20)
+    to_lonlat = Transformer.from_crs(32631, 4326, always_xy=True)
+    return shapely.transform(square, to_lonlat.transform, interleaved=False).wkt
+
+
+def test_real_sample_cube(tmp_path, stac_api, dask_address):
+    out = tmp_path / "real.zarr"
+    cfg = CubeConfig(
+        aoi=_real_aoi(),
+        start="2017-08-01",
+        end="2018-11-30",
+        stac_url=stac_api.url,
+        chunk=64,
+        batch_days=16,
+    )
+    report = build_cube(out, cfg, dask_scheduler=dask_address)
+    ds = xr.open_zarr(out)
+    assert ds.attrs["epsg"] == 32631 and tuple(ds.attrs["bounds"]) == REAL_BOUNDS
+    assert ds.sizes["time"] + len(report.days_dropped) == 118
+    assert ds.sizes["time"] > 100 and bool(ds.complete.all())
+    clear = ds.clear.mean(("y", "x")).values
+    # "About a third of the dates are clear, a third fully cloudy, the rest partly."
+    assert 0.15 < np.mean(clear > 0.9) < 0.55
+    assert 0.15 < np.mean(clear < 0.05) < 0.55
+    s1 = ds.s1.values
+    assert np.isfinite(s1).mean() > 0.9
+    vv, vh = np.nanmedian(s1[:, 0]), np.nanmedian(s1[:, 1])
+    assert -15 < vv < -5 and -25 < vh < -12 and vv > vh
+    orbits = np.unique(ds.s1_orbit.values)
+    assert len(orbits[orbits > 0]) == 2  # two ascending relative orbits (pseudo-orbit keys)
+    assert np.abs(ds.s1_dt.values[ds.s1_dt.values > -128]).max() <= 5
+
+
+def test_an_unreadable_cog_is_skipped_and_recorded_or_fails_with_strict(
+    tmp_path, world_broken, stac_api, dask_address
+):
+    meta = world_meta(world_broken)
+    bad = meta["s2"][1]["id"]
+    report = build_cube(
+        tmp_path / "b.zarr", _cfg(world_broken, stac_api.url), dask_scheduler=dask_address
+    )
+    assert "unreadable asset B04" in report.skipped_items[bad]
+    ds = xr.open_zarr(tmp_path / "b.zarr")
+    assert ds.sizes["time"] == 2
+    assert bad in json.loads(ds.attrs["skipped_items"])
+    proc = _run_cli(
+        "build-cube",
+        "--aoi",
+        inset_aoi(world_broken),
+        "--start",
+        meta["s2"][0]["datetime"][:10],
+        "--end",
+        meta["s2"][-1]["datetime"][:10],
+        "--stac-url",
+        stac_api.url,
+        "--out",
+        str(tmp_path / "s.zarr"),
+        "--strict",
+    )
+    _one_line(proc, bad, "unreadable")
+    assert not (tmp_path / "s.zarr").exists()
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*GAPFILL, *args], capture_output=True, text=True, timeout=300)
+
+
+def _one_line(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("gapfill: error: ")]
+    assert len(errors) == 1, proc.stderr
+    for n in needles:
+        assert n in errors[0], errors[0]
+
+
+def test_bad_inputs(tmp_path, cube_pc, world_pc, stac_api):
+    meta = world_meta(world_pc)
+    span = ["--start", meta["s2"][0]["datetime"][:10], "--end", meta["s2"][-1]["datetime"][:10]]
+    url = ["--stac-url", stac_api.url]
+    _one_line(
+        _run_cli(
+            "build-cube",
+            "--aoi",
+            "10,10,10.01,10.01",
+            *span,
+            *url,
+            "--out",
+            str(tmp_path / "a.zarr"),
+        ),
+        "no Sentinel-2 items",
+    )
+    assert not (tmp_path / "a.zarr").exists()
+    _one_line(
+        _run_cli(
+            "build-cube",
+            "--aoi",
+            inset_aoi(world_pc),
+            "--start",
+            "2022-05-01",
+            "--end",
+            "2022-04-01",
+            *url,
+            "--out",
+            str(tmp_path / "b.zarr"),
+        ),
+        "before start",
+    )
+    mapping = tmp_path / "profile.yaml"
+    mapping.write_text(
+        "s2:\n  collection: sentinel-2-l2a\n"
+        "  assets: {B02: [B02], B03: [B03], B04: [B04], B08: [B08], SCL: [nope]}\n"
+    )
+    _one_line(
+        _run_cli(
+            "build-cube",
+            "--aoi",
+            inset_aoi(world_pc),
+            *span,
+            *url,
+            "--profile",
+            str(mapping),
+            "--strict",
+            "--out",
+            str(tmp_path / "c.zarr"),
+        ),
+        "no asset for SCL",
+    )
+    not_a_cube = tmp_path / "d.zarr"
+    not_a_cube.mkdir()
+    (not_a_cube / "notes.txt").write_text("mine")
+    _one_line(
+        _run_cli("build-cube", "--aoi", inset_aoi(world_pc), *span, *url, "--out", str(not_a_cube)),
+        "not a gapfill cube",
+    )
+    assert (not_a_cube / "notes.txt").read_text() == "mine"
+    before = cube_info(cube_pc)
+    _one_line(
+        _run_cli(
+            "build-cube", "--aoi", "113.0,30.0,113.01,30.01", *span, *url, "--out", str(cube_pc)
+        ),
+        "another grid",
+    )
+    assert cube_info(cube_pc) == before
+    _one_line(_run_cli("cube", "info", str(tmp_path / "none.zarr")), "not a Zarr store")
+
+
+def test_cube_info_command(cube_pc):
+    proc = _run_cli("cube", "info", str(cube_pc))
+    assert proc.returncode == 0, proc.stderr
+    assert "12 days (12 complete)" in proc.stdout
+    data = json.loads(_run_cli("cube", "info", str(cube_pc), "--json").stdout)
+    assert data["n_days"] == 12
