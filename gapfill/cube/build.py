@@ -22,10 +22,10 @@ import dask
 import numpy as np
 import pystac
 import rasterio
+import shapely
 import xarray as xr
 import zarr
 from pyproj import Transformer
-import shapely
 
 from gapfill._provenance import __version__, git_sha
 from gapfill.bands import S1_POLS, S2_BANDS, S2_SCL

@@ -1,0 +1,298 @@
+"""build-cube throughput vs its floor and vs odc-stac, and peak memory at 1x and 4x area.
+
+One run, one synthetic world (default 4096^2 x 12 days), served by the local STAC API:
+
+- gapfill: `build_cube` over the central quarter (1x) and the whole world (4x), through
+  a 2-worker Dask LocalCluster; peak RSS is the client plus its workers, sampled (not
+  the STAC server's processes).
+- floor (1x): the same work with no framework: rasterio windowed reads of the same COG
+  bytes (S2 bands, SCL, S1 candidates) on 2 threads, the same packing, masks and S1
+  matching in numpy, and zarr-python writes of the same chunks.
+- loaders (1x): the S2 bands of every day read onto the grid by stackstac (our loader)
+  and by odc-stac, computed on the same cluster.
+
+Usage: python benchmarks/cube_build.py [--world DIR] [--size 4096] [--dates 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import write_result  # noqa: E402
+
+CHUNK = 1024
+
+
+class _PeakRSS:
+    """Samples the summed RSS of some processes (this one, plus the Dask workers)."""
+
+    def __init__(self, pids: list[int] | None = None, interval: float = 0.2) -> None:
+        self.pids = pids or []
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+
+    def _run(self) -> None:
+        procs = [psutil.Process()] + [psutil.Process(p) for p in self.pids]
+        while not self._stop.is_set():
+            total = 0
+            for p in procs:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> _PeakRSS:
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._t.join()
+
+
+def _worker_pids(address: str) -> list[int]:
+    import os
+
+    from distributed import Client
+
+    with Client(address) as client:
+        return sorted(client.run(os.getpid).values())
+
+
+def _aoi(meta: dict, fraction: float) -> tuple[str, tuple[float, float, float, float]]:
+    """Lon/lat WKT of the central `fraction` (per side) of the world, and its UTM box."""
+    from gapfill.demo import _inset_wkt
+
+    minx, miny, maxx, maxy = meta["bounds"]
+    w = (maxx - minx) * fraction
+    cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
+    box = [cx - w / 2, cy - w / 2, cx + w / 2, cy + w / 2]
+    return _inset_wkt(box, meta["epsg"]), (box[0], box[1], box[2], box[3])
+
+
+def _floor(world: Path, meta: dict, box: tuple[float, float, float, float], out: Path) -> dict:
+    """Read the same bytes with rasterio windows, do the same numpy work, write with zarr."""
+    from datetime import datetime, timedelta
+
+    import rasterio
+    import zarr
+    from rasterio.windows import from_bounds
+    from scipy import ndimage
+
+    size = int(round((box[2] - box[0]) / 10))
+    root = zarr.open_group(str(out), mode="w", zarr_format=3)
+    nt = len(meta["s2"])
+    s2 = root.create_array(
+        "s2", shape=(nt, 4, size, size), chunks=(1, 4, CHUNK, CHUNK), dtype="uint16", fill_value=0
+    )
+    clear = root.create_array(
+        "clear", shape=(nt, size, size), chunks=(1, CHUNK, CHUNK), dtype="bool"
+    )
+    s1 = root.create_array(
+        "s1",
+        shape=(nt, 2, size, size),
+        chunks=(1, 2, CHUNK, CHUNK),
+        dtype="int16",
+        fill_value=-32768,
+    )
+    disk = np.add.outer(np.arange(-2, 3) ** 2, np.arange(-2, 3) ** 2) <= 4
+
+    def when(s: dict) -> datetime:
+        return datetime.fromisoformat(s["datetime"].rstrip("Z"))
+
+    def read(path: Path, y0: int, x0: int, n: int, factor: int = 1) -> np.ndarray:
+        with rasterio.open(path) as ds:
+            win = from_bounds(*box, transform=ds.transform).round_offsets().round_lengths()
+            win = rasterio.windows.Window(
+                win.col_off + x0 // factor, win.row_off + y0 // factor, n // factor, n // factor
+            )
+            return ds.read(1, window=win)
+
+    def one(task: tuple[int, int, int]) -> None:
+        t, y0, x0 = task
+        day = meta["s2"][t]
+        n = min(CHUNK, size - y0)
+        d = world / "s2" / day["id"]
+        dn = np.stack([read(d / f"{b}.tif", y0, x0, n) for b in ("B02", "B03", "B04", "B08")])
+        scl = np.repeat(np.repeat(read(d / "SCL.tif", y0, x0, n, 2), 2, 0), 2, 1)
+        refl = np.where(dn == 0, np.nan, (dn.astype(np.float32) - 1000) / 10000)
+        cloudy = ndimage.binary_dilation(np.isin(scl, (3, 8, 9, 10)), structure=disk)
+        ok = np.isfinite(refl).all(0)
+        s2[t, :, y0 : y0 + n, x0 : x0 + n] = np.where(
+            ok, np.round(np.clip(refl, 1e-4, 6.5) * 1e4), 0
+        )
+        clear[t, y0 : y0 + n, x0 : x0 + n] = np.isin(scl, (4, 5, 6, 7)) & ok & ~cloudy
+        t2 = when(day)
+        cands = sorted(
+            (s for s in meta["s1"] if abs(when(s) - t2) <= timedelta(days=5)),
+            key=lambda s: abs(when(s) - t2),
+        )
+        out_db = np.full((2, n, n), np.nan, np.float32)
+        for s in reversed(cands):
+            lin = np.stack(
+                [read(world / "s1" / s["id"] / f"{p}.tif", y0, x0, n) for p in ("vv", "vh")]
+            )
+            good = (lin > 0).all(0)
+            out_db[:, good] = 10 * np.log10(lin[:, good])
+        s1[t, :, y0 : y0 + n, x0 : x0 + n] = np.where(
+            np.isfinite(out_db), np.round(out_db * 100), -32768
+        )
+
+    tasks = [
+        (t, y0, x0)
+        for t in range(nt)
+        for y0 in range(0, size, CHUNK)
+        for x0 in range(0, size, CHUNK)
+    ]
+    t0 = time.perf_counter()
+    with _PeakRSS() as rss, ThreadPoolExecutor(2) as pool:
+        list(pool.map(one, tasks))
+    return {
+        "wall_s": time.perf_counter() - t0,
+        "peak_rss_mb": rss.peak / 2**20,
+        "chunks": len(tasks),
+    }
+
+
+def _gapfill(url: str, aoi: str, meta: dict, out: Path, address: str) -> dict:
+    from gapfill.cube import CubeConfig, build_cube
+
+    cfg = CubeConfig(
+        aoi=aoi,
+        start=meta["s2"][0]["datetime"][:10],
+        end=meta["s2"][-1]["datetime"][:10],
+        stac_url=url,
+        chunk=CHUNK,
+    )
+    t0 = time.perf_counter()
+    with _PeakRSS(_worker_pids(address)) as rss:
+        report = build_cube(out, cfg, dask_scheduler=address)
+    return {
+        "wall_s": time.perf_counter() - t0,
+        "peak_rss_mb": rss.peak / 2**20,
+        "days": len(report.days_written),
+    }
+
+
+def _loaders(url: str, aoi: str, address: str) -> dict:
+    """S2 bands of every day on the 1x grid: stackstac (gapfill's loader) vs odc-stac."""
+    import odc.stac
+    from distributed import Client
+
+    from gapfill.cube import cube_grid
+    from gapfill.cube.loader import load, stac_dicts
+    from gapfill.grid import parse_aoi, parse_date_range
+    from gapfill.stac import profiles_for, search
+
+    s2p, s1p = profiles_for(stac_url=url)
+    area = parse_aoi(aoi)
+    grid = cube_grid(area, 10.0, None)
+    found = search(area, parse_date_range("2000-01-01", "2100-01-01"), s2p, s1p)
+    bands = ["B02", "B03", "B04", "B08"]
+    out = {}
+    with Client(address):
+        t0 = time.perf_counter()
+        a = load(stac_dicts(found.s2), bands, grid, CHUNK).compute()
+        out["stackstac_s"] = time.perf_counter() - t0
+        from odc.geo.geobox import GeoBox
+
+        gb = GeoBox.from_bbox(grid.bounds, crs=f"EPSG:{grid.epsg}", resolution=grid.resolution)
+        # pystac resolves "/path" hrefs against the API's http links: drop the links.
+        import pystac
+
+        items = [
+            pystac.Item.from_dict({**i.to_dict(transform_hrefs=False), "links": []})
+            for i in found.s2
+        ]
+        t0 = time.perf_counter()
+        b = odc.stac.load(
+            items,
+            bands=bands,
+            geobox=gb,
+            chunks={"x": CHUNK, "y": CHUNK},
+            groupby="id",
+            resampling="nearest",
+            dtype="float32",
+            nodata=np.nan,
+        ).compute()
+        out["odc_stac_s"] = time.perf_counter() - t0
+    va = a.values
+    vb = np.stack([b[band].values for band in bands], axis=1)
+    vb = np.where(vb == 0, np.nan, vb)  # odc-stac keeps nodata DN 0
+    out["identical_values"] = bool(np.array_equal(va, vb, equal_nan=True))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--world", type=Path, default=None)
+    ap.add_argument("--size", type=int, default=4096)
+    ap.add_argument("--dates", type=int, default=12)
+    a = ap.parse_args()
+    from distributed import LocalCluster
+
+    from gapfill.stac import local_stac_api
+    from gapfill.synth import WorldSpec, make_world
+
+    tmp = Path(tempfile.mkdtemp(prefix="gapfill-cube-bench-"))
+    world = a.world
+    if world is None:
+        world = tmp / "world"
+        make_world(world, WorldSpec(size=a.size, dates=a.dates, seed=1))
+    meta = json.loads((world / "world.json").read_text())
+    aoi1, box1 = _aoi(meta, 0.5)
+    aoi4, _ = _aoi(meta, 1.0)
+    try:
+        with (
+            local_stac_api([world]) as api,
+            LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
+        ):
+            addr = cluster.scheduler_address
+            g1 = _gapfill(api.url, aoi1, meta, tmp / "g1.zarr", addr)
+            floor = _floor(world, meta, box1, tmp / "floor.zarr")
+            loaders = _loaders(api.url, aoi1, addr)
+            g4 = _gapfill(api.url, aoi4, meta, tmp / "g4.zarr", addr)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    side = int(meta["spec"]["size"])
+    mpix = (side // 2) ** 2 * len(meta["s2"]) / 1e6
+    path = write_result(
+        "cube_build",
+        {
+            "world": {"size": side, "dates": len(meta["s2"]), "s1_scenes": len(meta["s1"])},
+            "chunk": CHUNK,
+            "gapfill_1x": g1,
+            "floor_1x": floor,
+            "gapfill_4x_area": g4,
+            "loaders_1x_s2_bands": loaders,
+            "s2_mpix_day_per_s": {
+                "gapfill_1x": round(mpix / g1["wall_s"], 2),
+                "floor_1x": round(mpix / floor["wall_s"], 2),
+            },
+            "throughput_ratio_gapfill_vs_floor": round(floor["wall_s"] / g1["wall_s"], 3),
+            "peak_rss_ratio_4x_vs_1x": round(g4["peak_rss_mb"] / g1["peak_rss_mb"], 3),
+            "stackstac_vs_odc_stac_time_ratio": round(
+                loaders["stackstac_s"] / loaders["odc_stac_s"], 2
+            ),
+        },
+    )
+    print(path.read_text())
+
+
+if __name__ == "__main__":
+    main()
