@@ -1,0 +1,116 @@
+"""The generator of He & Yokoya, Fig. 2 and section II-C, and smaller named presets.
+
+Stride 1, no pooling, zero padding, so the output has the input's size:
+Conv-BN-ReLU n64k7 -> n128k3 -> n256k3; 9 residual blocks at 256 features;
+n128k3 -> n64k3 -> n4k7 with tanh.
+
+The paper writes each residual block as "Conv-BN-ReLU-Drop-Conv-ReLU" [Johnson et al.].
+Under the `paper` preset we follow the text literally and put that last ReLU INSIDE the
+residual branch, before the addition: y = x + ReLU(Conv(Drop(ReLU(BN(Conv(x)))))). The
+variant `block="johnson"` follows the cited work instead: y = x + BN(Conv(Drop(ReLU(BN(Conv(x)))))).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+__all__ = ["GeneratorConfig", "Generator", "GENERATOR_PRESETS", "receptive_field"]
+
+Norm = Literal["batch", "instance"]
+
+
+class GeneratorConfig(BaseModel):
+    """Architecture of the generator; the model card stores it, so it rebuilds the net."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    in_channels: int = Field(8, ge=1)
+    out_channels: int = Field(4, ge=1)
+    widths: tuple[int, int, int] = (64, 128, 256)
+    kernels: tuple[int, int, int] = (7, 3, 3)
+    blocks: int = Field(9, ge=0)
+    dropout: float = Field(0.5, ge=0, lt=1)
+    norm: Norm = "batch"
+    block: Literal["paper", "johnson"] = "paper"
+
+
+# `paper` follows the text; the others are smaller, for CPUs and tests, and say so.
+GENERATOR_PRESETS: dict[str, dict] = {
+    "paper": {},
+    "cpu-small": {"widths": (32, 64, 96), "blocks": 4},
+    "test-tiny": {"widths": (8, 16, 16), "kernels": (3, 3, 3), "blocks": 1},
+}
+
+
+def norm_layer(kind: Norm, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    return nn.InstanceNorm2d(channels, affine=True)
+
+
+def _conv_bn_relu(cin: int, cout: int, k: int, norm: Norm) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, stride=1, padding=k // 2, padding_mode="zeros"),
+        norm_layer(norm, cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class ResidualBlock(nn.Module):
+    """One residual block at constant width (see the module docstring for the variant)."""
+
+    def __init__(self, channels: int, dropout: float, norm: Norm, kind: str) -> None:
+        super().__init__()
+        tail: list[nn.Module] = [nn.Conv2d(channels, channels, 3, padding=1)]
+        tail.append(nn.ReLU() if kind == "paper" else norm_layer(norm, channels))
+        self.branch = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1),
+            norm_layer(norm, channels),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            *tail,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.branch(x)
+
+
+class Generator(nn.Module):
+    """Fully convolutional: any input height and width gives the same output size."""
+
+    def __init__(self, cfg: GeneratorConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        w1, w2, w3 = cfg.widths
+        k1, k2, k3 = cfg.kernels
+        self.encoder = nn.Sequential(
+            _conv_bn_relu(cfg.in_channels, w1, k1, cfg.norm),
+            _conv_bn_relu(w1, w2, k2, cfg.norm),
+            _conv_bn_relu(w2, w3, k3, cfg.norm),
+        )
+        self.blocks = nn.Sequential(
+            *[ResidualBlock(w3, cfg.dropout, cfg.norm, cfg.block) for _ in range(cfg.blocks)]
+        )
+        self.decoder = nn.Sequential(
+            _conv_bn_relu(w3, w2, k3, cfg.norm),
+            _conv_bn_relu(w2, w1, k2, cfg.norm),
+            nn.Conv2d(w1, cfg.out_channels, k1, padding=k1 // 2),
+            nn.Tanh(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.blocks(self.encoder(x)))
+
+
+def receptive_field(model: nn.Module) -> int:
+    """Receptive field in pixels of a stride-1 conv net: 1 + sum of (kernel - 1)."""
+    rf = 1
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            assert m.stride == (1, 1) and m.dilation == (1, 1), "stride-1 nets only"
+            rf += m.kernel_size[0] - 1
+    return rf
