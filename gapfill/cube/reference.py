@@ -1,0 +1,57 @@
+"""The reference (O1, S1_t1) of a target day: the same rule in training and in filling.
+
+For a target day t2 the reference is, per pixel, the most recent earlier day within the
+look-back where that pixel was clear, and S1_t1 is the S1 of that same day and pixel,
+from the same relative orbit as S1_t2 (by default) and present on both days.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from gapfill.cube import layout
+
+__all__ = ["ReferenceRule", "pick_reference"]
+
+NONE = -1
+
+
+class ReferenceRule(BaseModel):
+    """How far back to look and whether S1_t1 must share S1_t2's relative orbit."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lookback_days: int = Field(60, ge=1)
+    same_orbit: bool = True
+
+
+def pick_reference(
+    times: np.ndarray,
+    target: int,
+    clear: np.ndarray,
+    s1_orbit: np.ndarray,
+    rule: ReferenceRule,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel, the time index of the reference day (NONE where there is none) and its
+    age in days.
+
+    times: (T,) datetime64; clear: (T, y, x) bool; s1_orbit: (T, y, x) int, with
+    `layout.S1_ORBIT_MISSING` where a day has no S1.
+    """
+    shape = clear.shape[1:]
+    ref = np.full(shape, NONE, dtype=np.int32)
+    t2 = times[target]
+    orbit2 = s1_orbit[target]
+    has_s1 = orbit2 != layout.S1_ORBIT_MISSING
+    limit = np.timedelta64(rule.lookback_days, "D")
+    for k in range(target - 1, -1, -1):
+        if t2 - times[k] > limit:
+            break
+        ok = (ref == NONE) & clear[k] & has_s1 & (s1_orbit[k] != layout.S1_ORBIT_MISSING)
+        if rule.same_orbit:
+            ok &= s1_orbit[k] == orbit2
+        ref[ok] = k
+    days = (t2 - times).astype("timedelta64[D]").astype(np.int32)
+    age = np.where(ref == NONE, -1, days[np.maximum(ref, 0)])
+    return ref, age

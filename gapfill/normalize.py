@@ -1,0 +1,57 @@
+"""The "Normalisation and channels" contract, version 1.
+
+SAR dB clipped (VV -25..0, VH -32.5..0) and reflectance clipped (0..`reflectance_max`)
+map linearly to [-1, 1]; the generator ends in tanh. Invalid input pixels (no data, no
+S1) are imputed with 0 (the middle of the range) in normalised space and flagged; a NaN
+never reaches the network.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from gapfill.bands import S1_POLS, S2_BANDS
+
+__all__ = ["NORM_CONTRACT_VERSION", "Normalisation", "IMPUTED"]
+
+NORM_CONTRACT_VERSION = "1"
+IMPUTED = 0.0
+
+
+class Normalisation(BaseModel):
+    """Clip ranges; stored in the model card so that fill normalises as training did."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: str = NORM_CONTRACT_VERSION
+    sar_db: dict[str, tuple[float, float]] = Field(
+        default_factory=lambda: {"VV": (-25.0, 0.0), "VH": (-32.5, 0.0)}
+    )
+    reflectance_max: float = Field(0.6, gt=0)
+
+    def sar(self, db: np.ndarray) -> np.ndarray:
+        """(pol, ...) dB in S1_POLS order -> [-1, 1]; NaN stays NaN."""
+        out = np.empty(db.shape, np.float32)
+        for i, pol in enumerate(S1_POLS):
+            lo, hi = self.sar_db[pol]
+            out[i] = 2.0 * (np.clip(db[i], lo, hi) - lo) / (hi - lo) - 1.0
+        return out
+
+    def optical(self, refl: np.ndarray) -> np.ndarray:
+        """(band, ...) reflectance in S2_BANDS order -> [-1, 1]; NaN stays NaN."""
+        assert refl.shape[0] == len(S2_BANDS)
+        r = np.clip(refl, 0.0, self.reflectance_max)
+        return (2.0 * r / self.reflectance_max - 1.0).astype(np.float32)
+
+    def optical_inverse(self, unit: np.ndarray) -> np.ndarray:
+        """[-1, 1] -> reflectance (what the generator's output means)."""
+        return ((np.asarray(unit, np.float32) + 1.0) * 0.5 * self.reflectance_max).astype(
+            np.float32
+        )
+
+    @staticmethod
+    def impute(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(channels, ...) -> (x with NaN replaced by IMPUTED, valid mask over all channels)."""
+        valid = np.isfinite(x).all(axis=0)
+        return np.where(np.isfinite(x), x, IMPUTED).astype(np.float32), valid
