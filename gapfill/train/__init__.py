@@ -1,0 +1,7 @@
+"""Training: patches from cubes, the per-worker loop, Ray Train wiring, checkpoints."""
+
+from gapfill.train.config import TrainConfig, load_train_config
+from gapfill.train.data import DataConfig, build_index
+from gapfill.train.trainer import TrainResult, train
+
+__all__ = ["DataConfig", "TrainConfig", "TrainResult", "build_index", "load_train_config", "train"]

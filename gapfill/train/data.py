@@ -1,0 +1,223 @@
+"""Training samples from cubes: patches, targets, references, inputs, augmentation.
+
+A sample is (cube, patch, target day t2, reference kind). Targets are days whose patch
+is clear above a threshold (the masked L1 ignores the rest). Task B samples come in two
+kinds: `single` (the most recent earlier day within the look-back that is clear over the
+whole patch: the paper's case) and `composite` (the per-pixel reference rule of
+`gapfill.cube.reference`, what fill meets). Pixels without a valid input or target are
+imputed and left out of the loss. Reads are lazy: a sample reads its own windows only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import shapely
+import xarray as xr
+from pydantic import BaseModel, ConfigDict, Field
+from pyproj import Transformer
+
+from gapfill.cube import layout
+from gapfill.cube.reference import NONE, ReferenceRule, pick_reference
+from gapfill.errors import InputError
+from gapfill.grid import parse_aoi
+from gapfill.normalize import Normalisation
+
+__all__ = ["DataConfig", "Sample", "PatchIndex", "build_index", "load_sample", "augment"]
+
+log = logging.getLogger(__name__)
+
+SINGLE_CLEAR = 0.99
+
+
+class DataConfig(BaseModel):
+    """Which patches and days make training and test samples."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cubes: tuple[str, ...]
+    patch: int = Field(256, ge=16)
+    train_region: str | None = Field(None, description="AOI text (bbox, WKT, GeoJSON file)")
+    test_region: str | None = Field(None, description="AOI text; patches inside are held out")
+    min_target_clear: float = Field(0.5, ge=0, le=1)
+    reference: ReferenceRule = ReferenceRule()
+    normalisation: Normalisation = Normalisation()
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One training example, cheap to pickle (it names windows, it holds no pixels)."""
+
+    cube: int
+    y0: int
+    x0: int
+    target: int
+    kind: Literal["single", "composite", "none"]
+    reference: int = NONE
+
+
+@dataclass
+class PatchIndex:
+    """Samples per split and why candidates were rejected."""
+
+    train: list[Sample]
+    test: list[Sample]
+    rejected: Counter
+
+
+def _region(text: str | None, epsg: int) -> shapely.Geometry | None:
+    if text is None:
+        return None
+    geom = parse_aoi(text).geometry
+    to_cube = Transformer.from_crs(4326, epsg, always_xy=True)
+    return shapely.transform(geom.segmentize(0.01), to_cube.transform, interleaved=False)
+
+
+def _patch_fraction(arr: xr.DataArray, patch: int, ny: int, nx: int) -> np.ndarray:
+    """(T, ny, nx) mean of a boolean (T, y, x) array over whole patches."""
+    crop = arr.isel(y=slice(0, ny * patch), x=slice(0, nx * patch)).astype(np.float32)
+    return crop.coarsen(y=patch, x=patch).mean().values
+
+
+def build_index(cfg: DataConfig, task: Literal["A", "B"]) -> PatchIndex:
+    """Enumerate samples of all cubes; a split without any sample is a user error."""
+    train: list[Sample] = []
+    test: list[Sample] = []
+    rejected: Counter = Counter()
+    for ci, path in enumerate(cfg.cubes):
+        ds = open_cube(path)
+        times = ds["time"].values
+        ny, nx = ds.sizes["y"] // cfg.patch, ds.sizes["x"] // cfg.patch
+        if ny == 0 or nx == 0:
+            raise InputError(
+                f"cube {path} ({ds.sizes['y']}x{ds.sizes['x']} px) is smaller than one "
+                f"{cfg.patch} px patch: use a smaller --patch"
+            )
+        epsg = int(ds.attrs["epsg"])
+        train_geom, test_geom = _region(cfg.train_region, epsg), _region(cfg.test_region, epsg)
+        complete = ds[layout.COMPLETE].values
+        clear = _patch_fraction(ds[layout.CLEAR], cfg.patch, ny, nx)
+        has_s1 = _patch_fraction(ds[layout.S1_ORBIT] != layout.S1_ORBIT_MISSING, cfg.patch, ny, nx)
+        x, y = ds["x"].values, ds["y"].values
+        limit = np.timedelta64(cfg.reference.lookback_days, "D")
+        for py in range(ny):
+            for px in range(nx):
+                cy = y[py * cfg.patch + cfg.patch // 2]
+                cx = x[px * cfg.patch + cfg.patch // 2]
+                centre = shapely.Point(cx, cy)
+                if test_geom is not None and test_geom.contains(centre):
+                    split = test
+                elif train_geom is None or train_geom.contains(centre):
+                    split = train
+                else:
+                    rejected["patch outside both regions"] += len(times)
+                    continue
+                for t in range(len(times)):
+                    if not complete[t]:
+                        rejected["day not complete"] += 1
+                        continue
+                    if clear[t, py, px] < cfg.min_target_clear:
+                        rejected[f"target clear < {cfg.min_target_clear:g}"] += 1
+                        continue
+                    if has_s1[t, py, px] == 0:
+                        rejected["no S1 on the target day"] += 1
+                        continue
+                    y0, x0 = py * cfg.patch, px * cfg.patch
+                    if task == "A":
+                        split.append(Sample(ci, y0, x0, t, "none"))
+                        continue
+                    earlier = [k for k in range(t) if times[t] - times[k] <= limit]
+                    if not earlier:
+                        rejected["no earlier day within the look-back"] += 1
+                        continue
+                    single = [k for k in earlier if clear[k, py, px] >= SINGLE_CLEAR]
+                    if single:
+                        split.append(Sample(ci, y0, x0, t, "single", single[-1]))
+                    split.append(Sample(ci, y0, x0, t, "composite"))
+    if not train:
+        reasons = ", ".join(f"{n} {why}" for why, n in rejected.most_common()) or "no patches"
+        raise InputError(f"no training sample in the training region ({reasons})")
+    log.info("samples: %d train, %d test; rejected: %s", len(train), len(test), dict(rejected))
+    return PatchIndex(train, test, rejected)
+
+
+def open_cube(path: str | Path) -> xr.Dataset:
+    """Open a cube lazily; anything else is a user error."""
+    try:
+        ds = xr.open_zarr(path)
+    except Exception:
+        raise InputError(
+            f"{path} is not a Zarr store: give a cube made by 'gapfill build-cube'"
+        ) from None
+    if ds.attrs.get("cube_contract_version") != layout.CUBE_CONTRACT_VERSION:
+        raise InputError(f"{path} is not a gapfill cube of contract {layout.CUBE_CONTRACT_VERSION}")
+    return ds
+
+
+def load_sample(
+    ds: xr.Dataset, s: Sample, cfg: DataConfig, task: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(input (C, P, P), target (4, P, P), loss mask (P, P)) in normalised units."""
+    p = cfg.patch
+    win = {"y": slice(s.y0, s.y0 + p), "x": slice(s.x0, s.x0 + p)}
+    norm = cfg.normalisation
+    day = ds.isel(time=s.target, **win)
+    target = norm.optical(day[layout.S2].values)
+    s1_t2 = norm.sar(day[layout.S1].values)
+    parts = [s1_t2]
+    if task == "B":
+        if s.kind == "single":
+            ref_day = ds.isel(time=s.reference, **win)
+            o1 = norm.optical(ref_day[layout.S2].values)
+            s1_t1 = norm.sar(ref_day[layout.S1].values)
+            if cfg.reference.same_orbit:
+                other = ref_day[layout.S1_ORBIT].values != day[layout.S1_ORBIT].values
+                s1_t1[:, other] = np.nan
+        else:
+            o1, s1_t1 = _composite(ds, s, cfg, win)
+        parts += [s1_t1, o1]
+    x, valid = norm.impute(np.concatenate(parts))
+    mask = day[layout.CLEAR].values & valid & np.isfinite(target).all(axis=0)
+    return x, np.nan_to_num(target, nan=0.0), mask
+
+
+def _composite(
+    ds: xr.Dataset, s: Sample, cfg: DataConfig, win: dict
+) -> tuple[np.ndarray, np.ndarray]:
+    times = ds["time"].values
+    limit = np.timedelta64(cfg.reference.lookback_days, "D")
+    first = next(k for k in range(s.target + 1) if times[s.target] - times[k] <= limit)
+    span = ds.isel(time=slice(first, s.target + 1), **win)
+    clear = span[layout.CLEAR].values
+    orbit = span[layout.S1_ORBIT].values
+    ref, _ = pick_reference(
+        times[first : s.target + 1], s.target - first, clear, orbit, cfg.reference
+    )
+    p = cfg.patch
+    o1 = np.full((4, p, p), np.nan, np.float32)
+    s1 = np.full((2, p, p), np.nan, np.float32)
+    for k in np.unique(ref[ref != NONE]):
+        at = ref == k
+        day = span.isel(time=int(k))
+        o1[:, at] = cfg.normalisation.optical(day[layout.S2].values)[:, at]
+        s1[:, at] = cfg.normalisation.sar(day[layout.S1].values)[:, at]
+    return o1, s1
+
+
+def augment(
+    x: np.ndarray, y: np.ndarray, m: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The same random flip and rot90 applied to input, target and mask."""
+    k = int(rng.integers(4))
+    flip = bool(rng.integers(2))
+
+    def tf(a: np.ndarray) -> np.ndarray:
+        a = np.rot90(a, k, axes=(-2, -1))
+        return np.ascontiguousarray(a[..., ::-1] if flip else a)
+
+    return tf(x), tf(y), tf(m)

@@ -1,0 +1,206 @@
+"""The per-worker training loop (runs inside Ray Train workers) and its checkpoints.
+
+Determinism: every epoch reseeds torch, the sampler and augmentation from (seed, epoch,
+rank), so a run resumed from the checkpoint of epoch e continues exactly as an
+uninterrupted run would. Batch norm: plain BatchNorm per worker on CPU (gloo has no
+SyncBatchNorm kernels; with batch 1 it normalises over one image, like InstanceNorm);
+SyncBatchNorm across GPUs.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.data.distributed import DistributedSampler
+
+from gapfill.models import build_generator, gan_loss, get_method, masked_l1
+from gapfill.models.discriminator import PatchDiscriminator
+from gapfill.train.config import TrainConfig
+from gapfill.train.data import PatchIndex, Sample, augment, build_index, load_sample, open_cube
+
+__all__ = ["PatchSet", "train_loop_per_worker", "FAULT_KEY", "STATE_FILE"]
+
+STATE_FILE = "state.pt"
+FAULT_KEY = "_fault_after_epoch"
+
+
+class PatchSet(Dataset):
+    """Samples of one split as tensors; augmentation seeded by (seed, epoch, index)."""
+
+    def __init__(self, samples: list[Sample], cfg: TrainConfig, task: str, train: bool) -> None:
+        self.samples, self.cfg, self.task, self.train = samples, cfg, task, train
+        self.epoch = 0
+        self._cubes: dict[int, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        s = self.samples[i]
+        if s.cube not in self._cubes:
+            self._cubes[s.cube] = open_cube(self.cfg.data.cubes[s.cube])
+        x, y, m = load_sample(self._cubes[s.cube], s, self.cfg.data, self.task)
+        if self.train:
+            x, y, m = augment(x, y, m, np.random.default_rng([self.cfg.seed, self.epoch, i]))
+        return torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(m)[None]
+
+
+def _seed_epoch(seed: int, epoch: int, rank: int) -> None:
+    torch.manual_seed(seed * 1_000_003 + epoch * 1009 + rank)
+
+
+def _validate(
+    g: nn.Module, index: PatchIndex, cfg: TrainConfig, device: torch.device, task: str
+) -> dict[str, float]:
+    """Model vs the O1 baseline on the same test samples (train samples if no test split)."""
+    from gapfill.evaluate import image_metrics
+
+    samples = (index.test or index.train)[: cfg.max_val_samples]
+    samples = [s for s in samples if s.kind != "single"]
+    ds = PatchSet(samples, cfg.model_copy(), "B", train=False)
+    norm = cfg.data.normalisation
+    preds, base, truth = [], [], []
+    g.eval()
+    with torch.no_grad():
+        for i in range(len(ds)):
+            x, y, m = ds[i]
+            if m.float().mean() < 0.99:
+                continue
+            inp = x if task == "B" else x[:2]
+            out = g(inp[None].to(device)).float().cpu()[0]
+            preds.append(norm.optical_inverse(out.numpy()))
+            base.append(norm.optical_inverse(x[4:8].numpy()))
+            truth.append(norm.optical_inverse(y.numpy()))
+    g.train()
+    if not truth:
+        return {}
+    t = torch.from_numpy(np.stack(truth))
+    model = image_metrics(torch.from_numpy(np.stack(preds)), t, norm.reflectance_max)
+    o1 = image_metrics(torch.from_numpy(np.stack(base)), t, norm.reflectance_max)
+    out = {f"val_{k}": v for k, v in model.items()}
+    out.update({f"o1_{k}": v for k, v in o1.items()})
+    out["val_samples"] = float(len(truth))
+    return out
+
+
+def train_loop_per_worker(config: dict) -> None:
+    """Ray Train entry point: DDP over workers, one checkpoint per epoch."""
+    import ray.train
+    import ray.train.torch
+
+    fault_after = config.pop(FAULT_KEY, None)
+    cfg = TrainConfig.model_validate(config)
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device()
+    method = get_method(cfg.method)
+    index = build_index(cfg.data, method.task)
+    dataset = PatchSet(index.train, cfg, method.task, train=True)
+    sampler = DistributedSampler(
+        dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=False
+    )
+    loader = ray.train.torch.prepare_data_loader(
+        DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=0),
+        add_dist_sampler=False,
+    )
+    on_gpu = device.type == "cuda"
+    g: nn.Module = build_generator(cfg.method, cfg.preset, norm=cfg.norm)
+    d: nn.Module | None = None
+    if method.adversarial:
+        d = PatchDiscriminator(len(method.channels) + 4, norm=cfg.norm)
+    if on_gpu and world > 1:
+        g = nn.SyncBatchNorm.convert_sync_batchnorm(g)
+        d = nn.SyncBatchNorm.convert_sync_batchnorm(d) if d is not None else None
+    if on_gpu:
+        g = g.to(memory_format=torch.channels_last)
+    g = ray.train.torch.prepare_model(g)
+    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=cfg.betas)
+    opt_d = None
+    if d is not None:
+        d = ray.train.torch.prepare_model(d)
+        opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=cfg.betas)
+
+    start, history = 0, []
+    ckpt = ray.train.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as path:
+            state = torch.load(Path(path) / STATE_FILE, map_location=device, weights_only=True)
+        _unwrap(g).load_state_dict(state["generator"])
+        opt_g.load_state_dict(state["opt_g"])
+        if d is not None and opt_d is not None:
+            _unwrap(d).load_state_dict(state["discriminator"])
+            opt_d.load_state_dict(state["opt_d"])
+        start, history = int(state["epoch"]) + 1, list(state["history"])
+
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_gpu)
+    for epoch in range(start, cfg.epochs):
+        _seed_epoch(cfg.seed, epoch, rank)
+        sampler.set_epoch(epoch)
+        dataset.epoch = epoch
+        sums = {"loss_g": 0.0, "loss_l1": 0.0, "loss_d": 0.0}
+        steps = 0
+        for x, y, m in loader:
+            if on_gpu:
+                x = x.to(memory_format=torch.channels_last)
+            with autocast:
+                fake = g(x)
+            if d is not None and opt_d is not None:
+                with autocast:
+                    loss_d = 0.5 * (gan_loss(d(x, y), True) + gan_loss(d(x, fake.detach()), False))
+                opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                opt_d.step()
+                sums["loss_d"] += float(loss_d)
+            with autocast:
+                l1 = masked_l1(fake.float(), y, m)
+                loss_g = method.l1_weight * l1 if d is not None else l1
+                if d is not None:
+                    loss_g = loss_g + gan_loss(d(x, fake), True)
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+            sums["loss_g"] += float(loss_g)
+            sums["loss_l1"] += float(l1)
+            steps += 1
+        metrics: dict[str, float] = {k: v / max(steps, 1) for k, v in sums.items()}
+        metrics["epoch"] = float(epoch)
+        metrics["steps"] = float(steps)
+        if rank == 0:
+            metrics.update(_validate(_unwrap(g), index, cfg, device, method.task))
+            history.append(metrics)
+            with tempfile.TemporaryDirectory() as tmp:
+                state = {
+                    "generator": _unwrap(g).state_dict(),
+                    "opt_g": opt_g.state_dict(),
+                    "discriminator": _unwrap(d).state_dict() if d is not None else {},
+                    "opt_d": opt_d.state_dict() if opt_d is not None else {},
+                    "epoch": epoch,
+                    "history": history,
+                    "config": cfg.model_dump_json(),
+                }
+                torch.save(state, Path(tmp) / STATE_FILE)
+                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+        else:
+            ray.train.report(metrics)
+        if fault_after is not None and epoch == int(fault_after["epoch"]) and rank == 0:
+            marker = Path(fault_after["marker"])
+            if not marker.exists():
+                marker.write_text(str(epoch))
+                raise RuntimeError(f"injected failure after epoch {epoch}")
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def env_fault() -> int | None:
+    """$GAPFILL_TRAIN_FAIL_AFTER_EPOCH: fail once after that epoch (tests)."""
+    raw = os.environ.get("GAPFILL_TRAIN_FAIL_AFTER_EPOCH")
+    return int(raw) if raw else None

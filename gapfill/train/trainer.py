@@ -1,0 +1,163 @@
+"""`train`: Ray Train (TorchTrainer, DDP) wiring, resume, and the run directory export."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from gapfill._provenance import __version__, git_sha
+from gapfill.errors import InputError, ServiceError
+from gapfill.models import build_generator, get_method, receptive_field
+from gapfill.models.card import ModelCard, save_model
+from gapfill.train.config import TrainConfig
+from gapfill.train.data import build_index
+from gapfill.train.loop import FAULT_KEY, STATE_FILE, env_fault, train_loop_per_worker
+
+__all__ = ["train", "TrainResult"]
+
+log = logging.getLogger(__name__)
+
+
+class TrainResult:
+    """Where the run wrote its model, and its per-epoch metrics."""
+
+    def __init__(self, run_dir: Path, history: list[dict]) -> None:
+        self.run_dir, self.history = run_dir, history
+
+
+def _ray(address: str | None, cpus_needed: float) -> bool:
+    """Connect to (or start) Ray; True when this call started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=True)
+        else:
+            ray.init(
+                num_cpus=max(int(cpus_needed) + 1, os.cpu_count() or 1),
+                object_store_memory=256 * 1024**2,
+                include_dashboard=False,
+                log_to_driver=True,
+            )
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ServiceError(
+            f"no Ray cluster answers at {address} ({str(exc).splitlines()[0]})"
+        ) from None
+    return True
+
+
+def _check_resources(cfg: TrainConfig) -> None:
+    import ray
+
+    gpus = ray.cluster_resources().get("GPU", 0)
+    if cfg.gpus_per_worker > 0 and gpus < cfg.gpus_per_worker * cfg.workers:
+        raise InputError(
+            f"{cfg.workers} workers x {cfg.gpus_per_worker:g} GPU asked for, but the Ray "
+            f"cluster has {gpus:g} GPUs: use --gpus-per-worker 0 or a cluster with GPUs"
+        )
+
+
+def _check_run_dir(run_dir: Path, cfg: TrainConfig) -> None:
+    """A RUN_DIR that holds another run (other method/preset/data) is refused, not reused."""
+    existing = run_dir / "config.json"
+    if existing.is_file():
+        old = TrainConfig.model_validate_json(existing.read_text())
+        fixed = ("method", "preset", "data", "norm", "seed", "batch_size")
+        diff = [k for k in fixed if getattr(old, k) != getattr(cfg, k)]
+        if diff:
+            raise InputError(
+                f"{run_dir} holds a run with other {', '.join(diff)}: "
+                "choose another --out or the same settings to resume"
+            )
+    elif run_dir.exists() and any(p.name != "ray" for p in run_dir.iterdir()):
+        raise InputError(f"{run_dir} is not empty and holds no gapfill run: choose another --out")
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Train `cfg.method` on the cubes through Ray Train; re-running resumes; exports
+    RUN_DIR/model.pt + model.json + metrics.csv."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    run_dir = Path(cfg.out).resolve()
+    method = get_method(cfg.method)
+    build_index(cfg.data, method.task)  # fail fast, in the driver, on a cube with no sample
+    _check_run_dir(run_dir, cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
+    started = _ray(cfg.ray_address, cfg.workers * cfg.cpus_per_worker)
+    try:
+        _check_resources(cfg)
+        loop_cfg: dict = cfg.model_dump(mode="json")
+        fault = env_fault()
+        if fault is not None:
+            loop_cfg[FAULT_KEY] = {"epoch": fault, "marker": str(run_dir / ".fault-injected")}
+        trainer = TorchTrainer(
+            train_loop_per_worker,
+            train_loop_config=loop_cfg,
+            scaling_config=ScalingConfig(
+                num_workers=cfg.workers,
+                use_gpu=cfg.gpus_per_worker > 0,
+                resources_per_worker={
+                    "CPU": cfg.cpus_per_worker,
+                    **({"GPU": cfg.gpus_per_worker} if cfg.gpus_per_worker else {}),
+                },
+            ),
+            run_config=RunConfig(
+                name="train",
+                storage_path=str(run_dir / "ray"),
+                checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
+                failure_config=FailureConfig(max_failures=cfg.max_failures),
+            ),
+        )
+        result = trainer.fit()
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    if result.checkpoint is None:
+        raise ServiceError(f"training ended without a checkpoint ({result.error})")
+    with result.checkpoint.as_directory() as path:
+        state = torch.load(Path(path) / STATE_FILE, map_location="cpu", weights_only=True)
+    g = build_generator(cfg.method, cfg.preset, norm=cfg.norm)
+    g.load_state_dict(state["generator"])
+    history = list(state["history"])
+    last = history[-1] if history else {}
+    card = ModelCard(
+        method=cfg.method,
+        task=method.task,
+        preset=cfg.preset,
+        generator=g.cfg,
+        input_channels=method.channels,
+        normalisation=cfg.data.normalisation,
+        reference=cfg.data.reference,
+        receptive_field_px=receptive_field(g),
+        training_cubes=cfg.data.cubes,
+        seed=cfg.seed,
+        epochs=int(state["epoch"]) + 1,
+        metrics={k: float(v) for k, v in last.items()},
+        software_version=__version__,
+        git_sha=git_sha(),
+    )
+    save_model(run_dir, g, card)
+    _write_csv(run_dir / "metrics.csv", history)
+    log.info("model written to %s (%d epochs)", run_dir, card.epochs)
+    return TrainResult(run_dir, history)
+
+
+def _write_csv(path: Path, history: list[dict]) -> None:
+    keys = sorted({k for row in history for k in row}, key=lambda k: (k != "epoch", k))
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(history)
+    tmp.replace(path)
