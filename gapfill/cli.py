@@ -287,6 +287,49 @@ def _validated(model: type[M], **values: Any) -> M:  # M: a pydantic model
         raise InputError(f"{where}: {err['msg']}") from None
 
 
+@app.command("train")
+def train_cmd(
+    config: Annotated[Path | None, typer.Option(help="train.yaml (flags override it)")] = None,
+    cube: Annotated[list[str] | None, typer.Option(help="a cube (repeat for several)")] = None,
+    patch: Annotated[int | None, typer.Option(help="patch size in pixels")] = None,
+    method: Annotated[str | None, typer.Option(help="cnn, cgan, mtcnn or mtcgan")] = None,
+    preset: Annotated[str | None, typer.Option(help="paper, cpu-small or test-tiny")] = None,
+    epochs: Annotated[int | None, typer.Option()] = None,
+    workers: Annotated[int | None, typer.Option(help="Ray Train workers")] = None,
+    gpus_per_worker: Annotated[float | None, typer.Option()] = None,
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster (or RAY_ADDRESS)")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    out: Annotated[str | None, typer.Option(help="RUN_DIR")] = None,
+    log_level: LogLevel = "INFO",
+    verbose: Verbose = 0,
+) -> None:
+    """Train one of the paper's methods with Ray Train; re-running resumes."""
+    _logging(log_level, verbose)
+    import os
+
+    from gapfill.train import load_train_config, train
+
+    cfg = load_train_config(
+        config,
+        cubes=tuple(cube) if cube else None,
+        patch=patch,
+        method=method,
+        preset=preset,
+        epochs=epochs,
+        workers=workers,
+        gpus_per_worker=gpus_per_worker,
+        ray_address=ray_address or os.environ.get("RAY_ADDRESS"),
+        seed=seed,
+        out=out,
+    )
+    result = train(cfg)
+    last = result.history[-1] if result.history else {}
+    typer.echo(
+        f"model: {result.run_dir} ({len(result.history)} epochs); last epoch: "
+        + ", ".join(f"{k} {v:.4g}" for k, v in last.items())
+    )
+
+
 @app.command("demo")
 def demo_cmd(
     out: Annotated[Path, typer.Option(help="folder for the demo's outputs")] = Path("demo-output"),

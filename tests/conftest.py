@@ -101,3 +101,31 @@ def world_meta(world: Path) -> dict:
 
 def load_item(name: str) -> dict:
     return json.loads((DATA / "items" / name).read_text())
+
+
+CHUNK = 32
+
+
+def cube_config(world: Path, url: str, **kw):
+    """A CubeConfig covering a whole world, chunked small so that chunk edges are tested."""
+    from gapfill.cube import CubeConfig
+
+    meta = world_meta(world)
+    base = dict(
+        aoi=inset_aoi(world),
+        start=meta["s2"][0]["datetime"][:10],
+        end=meta["s2"][-1]["datetime"][:10],
+        stac_url=url,
+        chunk=CHUNK,
+    )
+    return CubeConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="session")
+def cube_pc(tmp_path_factory, world_pc, stac_api, dask_address) -> Path:
+    """The cube of the 64 px flat-agri world, built once."""
+    from gapfill.cube import build_cube
+
+    out = tmp_path_factory.mktemp("cubes") / "pc.zarr"
+    build_cube(out, cube_config(world_pc, stac_api.url), dask_scheduler=dask_address)
+    return out

@@ -21,4 +21,9 @@ def image_metrics(pred: torch.Tensor, target: torch.Tensor, data_range: float) -
     )
     ssim = structural_similarity_index_measure(pred, target, data_range=data_range)
     sam = spectral_angle_mapper(pred.clamp_min(1e-6), target.clamp_min(1e-6))
-    return {"psnr": float(psnr), "ssim": float(ssim), "sam_deg": float(torch.rad2deg(sam))}
+    return {"psnr": _scalar(psnr), "ssim": _scalar(ssim), "sam_deg": _scalar(sam) * 180 / torch.pi}
+
+
+def _scalar(value: object) -> float:
+    assert isinstance(value, torch.Tensor)
+    return float(value)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gapfill.errors import InputError
 from gapfill.train.data import DataConfig
@@ -36,6 +36,15 @@ class TrainConfig(BaseModel):
     keep_checkpoints: int = Field(2, ge=1)
     max_failures: int = Field(1, ge=0)
     max_val_samples: int = Field(64, ge=0)
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, v: str) -> str:
+        from gapfill.models import GENERATOR_PRESETS
+
+        if v not in GENERATOR_PRESETS:
+            raise ValueError(f"unknown preset {v!r}: use one of {', '.join(GENERATOR_PRESETS)}")
+        return v
 
 
 def load_train_config(path: str | Path | None, **overrides: Any) -> TrainConfig:

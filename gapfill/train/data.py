@@ -79,9 +79,13 @@ def _region(text: str | None, epsg: int) -> shapely.Geometry | None:
 
 
 def _patch_fraction(arr: xr.DataArray, patch: int, ny: int, nx: int) -> np.ndarray:
-    """(T, ny, nx) mean of a boolean (T, y, x) array over whole patches."""
-    crop = arr.isel(y=slice(0, ny * patch), x=slice(0, nx * patch)).astype(np.float32)
-    return crop.coarsen(y=patch, x=patch).mean().values
+    """(T, ny, nx) mean of a boolean (T, y, x) array over whole patches, a day at a time
+    (memory: one day, whatever the cube's length)."""
+    out = np.zeros((arr.sizes["time"], ny, nx), np.float32)
+    for t in range(arr.sizes["time"]):
+        day = np.asarray(arr.isel(time=t).values[: ny * patch, : nx * patch], np.float32)
+        out[t] = day.reshape(ny, patch, nx, patch).mean(axis=(1, 3))
+    return out
 
 
 def build_index(cfg: DataConfig, task: Literal["A", "B"]) -> PatchIndex:
@@ -149,7 +153,8 @@ def build_index(cfg: DataConfig, task: Literal["A", "B"]) -> PatchIndex:
 def open_cube(path: str | Path) -> xr.Dataset:
     """Open a cube lazily; anything else is a user error."""
     try:
-        ds = xr.open_zarr(path)
+        # chunks=None: lazily indexed numpy, no Dask: a sample reads a few small windows.
+        ds = xr.open_zarr(path, chunks=None)
     except Exception:
         raise InputError(
             f"{path} is not a Zarr store: give a cube made by 'gapfill build-cube'"
@@ -166,13 +171,13 @@ def load_sample(
     p = cfg.patch
     win = {"y": slice(s.y0, s.y0 + p), "x": slice(s.x0, s.x0 + p)}
     norm = cfg.normalisation
-    day = ds.isel(time=s.target, **win)
+    day = ds.isel({"time": s.target, **win})
     target = norm.optical(day[layout.S2].values)
     s1_t2 = norm.sar(day[layout.S1].values)
     parts = [s1_t2]
     if task == "B":
         if s.kind == "single":
-            ref_day = ds.isel(time=s.reference, **win)
+            ref_day = ds.isel({"time": s.reference, **win})
             o1 = norm.optical(ref_day[layout.S2].values)
             s1_t1 = norm.sar(ref_day[layout.S1].values)
             if cfg.reference.same_orbit:
@@ -192,7 +197,7 @@ def _composite(
     times = ds["time"].values
     limit = np.timedelta64(cfg.reference.lookback_days, "D")
     first = next(k for k in range(s.target + 1) if times[s.target] - times[k] <= limit)
-    span = ds.isel(time=slice(first, s.target + 1), **win)
+    span = ds.isel({"time": slice(first, s.target + 1), **win})
     clear = span[layout.CLEAR].values
     orbit = span[layout.S1_ORBIT].values
     ref, _ = pick_reference(

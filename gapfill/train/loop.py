@@ -103,7 +103,7 @@ def train_loop_per_worker(config: dict) -> None:
     method = get_method(cfg.method)
     index = build_index(cfg.data, method.task)
     dataset = PatchSet(index.train, cfg, method.task, train=True)
-    sampler = DistributedSampler(
+    sampler: DistributedSampler = DistributedSampler(
         dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=False
     )
     loader = ray.train.torch.prepare_data_loader(
@@ -111,6 +111,7 @@ def train_loop_per_worker(config: dict) -> None:
         add_dist_sampler=False,
     )
     on_gpu = device.type == "cuda"
+    torch.manual_seed(cfg.seed)  # the same initial weights in every run of this config
     g: nn.Module = build_generator(cfg.method, cfg.preset, norm=cfg.norm)
     d: nn.Module | None = None
     if method.adversarial:
@@ -119,7 +120,7 @@ def train_loop_per_worker(config: dict) -> None:
         g = nn.SyncBatchNorm.convert_sync_batchnorm(g)
         d = nn.SyncBatchNorm.convert_sync_batchnorm(d) if d is not None else None
     if on_gpu:
-        g = g.to(memory_format=torch.channels_last)
+        g = g.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     g = ray.train.torch.prepare_model(g)
     opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=cfg.betas)
     opt_d = None
@@ -197,7 +198,10 @@ def train_loop_per_worker(config: dict) -> None:
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, "module") else model
+    """The network inside a DDP wrapper."""
+    inner = getattr(model, "module", model)
+    assert isinstance(inner, nn.Module)
+    return inner
 
 
 def env_fault() -> int | None:

@@ -36,6 +36,8 @@ def _ray(address: str | None, cpus_needed: float) -> bool:
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if address and address != "auto":
+        _reachable(address)
     try:
         if address:
             ray.init(address=address, log_to_driver=True)
@@ -53,6 +55,19 @@ def _ray(address: str | None, cpus_needed: float) -> bool:
     return True
 
 
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast (ray.init would retry for minutes) when nothing listens at the address."""
+    import socket
+
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port or 6379)), timeout=timeout):
+            return
+    except (OSError, ValueError) as exc:
+        raise ServiceError(f"no Ray cluster answers at {address} ({exc})") from None
+
+
 def _check_resources(cfg: TrainConfig) -> None:
     import ray
 
@@ -68,7 +83,12 @@ def _check_run_dir(run_dir: Path, cfg: TrainConfig) -> None:
     """A RUN_DIR that holds another run (other method/preset/data) is refused, not reused."""
     existing = run_dir / "config.json"
     if existing.is_file():
-        old = TrainConfig.model_validate_json(existing.read_text())
+        try:
+            old = TrainConfig.model_validate_json(existing.read_text())
+        except ValueError:
+            raise InputError(
+                f"{existing} is not a gapfill training config: choose another --out"
+            ) from None
         fixed = ("method", "preset", "data", "norm", "seed", "batch_size")
         diff = [k for k in fixed if getattr(old, k) != getattr(cfg, k)]
         if diff:

@@ -20,31 +20,11 @@ from scipy import ndimage
 
 from gapfill.cube import CubeConfig, build_cube, cube_info
 from gapfill.cube.build import FAULT_ENV
-from tests.conftest import inset_aoi, world_meta
+from tests.conftest import CHUNK, cube_config, inset_aoi, world_meta
 
 pytestmark = pytest.mark.integration
 
 GAPFILL = [sys.executable, "-m", "gapfill.cli"]
-CHUNK = 32
-
-
-def _cfg(world: Path, url: str, **kw) -> CubeConfig:
-    meta = world_meta(world)
-    base = dict(
-        aoi=inset_aoi(world),
-        start=meta["s2"][0]["datetime"][:10],
-        end=meta["s2"][-1]["datetime"][:10],
-        stac_url=url,
-        chunk=CHUNK,
-    )
-    return CubeConfig(**{**base, **kw})
-
-
-@pytest.fixture(scope="session")
-def cube_pc(tmp_path_factory, world_pc, stac_api, dask_address) -> Path:
-    out = tmp_path_factory.mktemp("cubes") / "pc.zarr"
-    build_cube(out, _cfg(world_pc, stac_api.url), dask_scheduler=dask_address)
-    return out
 
 
 def _read(path: Path) -> np.ndarray:
@@ -164,16 +144,16 @@ def test_incremental_append_equals_a_single_run(
     out = tmp_path / "inc.zarr"
     first = build_cube(
         out,
-        _cfg(world_pc, stac_api.url, end=meta["s2"][5]["datetime"][:10]),
+        cube_config(world_pc, stac_api.url, end=meta["s2"][5]["datetime"][:10]),
         dask_scheduler=dask_address,
     )
     assert len(first.days_written) == 6
-    second = build_cube(out, _cfg(world_pc, stac_api.url), dask_scheduler=dask_address)
+    second = build_cube(out, cube_config(world_pc, stac_api.url), dask_scheduler=dask_address)
     assert len(second.days_written) == 6
     # S1 of the last existing days (within max-gap-days) is matched again.
     assert second.days_s1_rematched == [meta["s2"][5]["datetime"][:10]]
     _assert_same_cube(out, cube_pc)
-    again = build_cube(out, _cfg(world_pc, stac_api.url), dask_scheduler=dask_address)
+    again = build_cube(out, cube_config(world_pc, stac_api.url), dask_scheduler=dask_address)
     assert again.days_written == []
     _assert_same_cube(out, cube_pc)
 
@@ -293,7 +273,7 @@ def test_an_unreadable_cog_is_skipped_and_recorded_or_fails_with_strict(
     meta = world_meta(world_broken)
     bad = meta["s2"][1]["id"]
     report = build_cube(
-        tmp_path / "b.zarr", _cfg(world_broken, stac_api.url), dask_scheduler=dask_address
+        tmp_path / "b.zarr", cube_config(world_broken, stac_api.url), dask_scheduler=dask_address
     )
     assert "unreadable asset B04" in report.skipped_items[bad]
     ds = xr.open_zarr(tmp_path / "b.zarr")

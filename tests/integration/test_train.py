@@ -1,0 +1,153 @@
+"""gapfill train through real Ray Train (2 CPU workers) on a synthetic cube."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from gapfill.errors import InputError
+from gapfill.models.card import load_model
+from gapfill.train import DataConfig, TrainConfig, build_index, train
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def ray_runtime():
+    """One local Ray runtime for all training tests."""
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(
+        num_cpus=3, object_store_memory=200 * 1024**2, include_dashboard=False, log_to_driver=False
+    )
+    yield
+    ray.shutdown()
+
+
+def _cfg(cube, out, **kw) -> TrainConfig:
+    data = DataConfig(cubes=(str(cube),), patch=32, **kw.pop("data", {}))
+    base = dict(data=data, out=str(out), preset="test-tiny", epochs=1, workers=2, seed=3)
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.mark.parametrize("method", ["mtcgan", "cnn"])
+def test_one_epoch_writes_a_loadable_run_dir(tmp_path, cube_pc, ray_runtime, method):
+    result = train(_cfg(cube_pc, tmp_path / method, method=method))
+    g, card = load_model(result.run_dir)
+    assert card.method == method and card.preset == "test-tiny" and card.epochs == 1
+    assert card.receptive_field_px == 17
+    assert len(card.input_channels) == (8 if method == "mtcgan" else 2)
+    assert card.training_cubes == (str(cube_pc),)
+    with torch.no_grad():
+        out = g(torch.zeros(1, len(card.input_channels), 40, 40))
+    assert out.shape == (1, 4, 40, 40)
+    rows = list(csv.DictReader((result.run_dir / "metrics.csv").open()))
+    assert len(rows) == 1 and float(rows[0]["steps"]) > 0
+    assert np.isfinite(float(rows[0]["loss_l1"]))
+    if method == "mtcgan":
+        assert float(rows[0]["loss_d"]) > 0
+    assert "o1_psnr" in rows[0] and "val_psnr" in rows[0]
+
+
+def _weights(run_dir) -> dict:
+    return torch.load(run_dir / "model.pt", weights_only=True)
+
+
+def test_resume_after_an_injected_failure_equals_an_uninterrupted_run(
+    tmp_path, cube_pc, ray_runtime, monkeypatch
+):
+    straight = train(_cfg(cube_pc, tmp_path / "straight", method="mtcnn", epochs=2))
+    monkeypatch.setenv("GAPFILL_TRAIN_FAIL_AFTER_EPOCH", "0")
+    resumed = train(_cfg(cube_pc, tmp_path / "failed", method="mtcnn", epochs=2))
+    assert (tmp_path / "failed" / ".fault-injected").is_file()  # the failure did happen
+    a, b = _weights(straight.run_dir), _weights(resumed.run_dir)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert [r["epoch"] for r in resumed.history] == [0.0, 1.0]
+    monkeypatch.delenv("GAPFILL_TRAIN_FAIL_AFTER_EPOCH")
+    # Re-running the same command resumes: with one more epoch only that epoch runs.
+    more = train(_cfg(cube_pc, tmp_path / "failed", method="mtcnn", epochs=3))
+    assert [r["epoch"] for r in more.history] == [0.0, 1.0, 2.0]
+    assert more.history[:2] == resumed.history
+
+
+def test_a_few_hundred_mtcnn_steps_beat_the_o1_baseline_on_a_held_out_region(
+    tmp_path, cube_pc, ray_runtime, world_pc
+):
+    from tests.conftest import world_meta
+
+    meta = world_meta(world_pc)
+    minx, miny, maxx, maxy = meta["bbox_lonlat"]
+    midx = (minx + maxx) / 2
+    held_out = f"{midx},{miny},{maxx},{maxy}"  # the east half of the world
+    cfg = _cfg(
+        cube_pc,
+        tmp_path / "learn",
+        method="mtcnn",
+        epochs=12,
+        preset="test-tiny",
+        data={"test_region": held_out, "min_target_clear": 0.3},
+    )
+    index = build_index(cfg.data, "B")
+    assert index.test and index.train
+    result = train(cfg)
+    steps = sum(r["steps"] for r in result.history) * cfg.workers
+    assert steps >= 200
+    last = result.history[-1]
+    assert last["val_samples"] > 0
+    assert last["val_psnr"] > last["o1_psnr"], last
+
+
+def test_bad_inputs(tmp_path, cube_pc):
+    with pytest.raises(InputError, match="no training sample"):
+        build_index(
+            DataConfig(
+                cubes=(str(cube_pc),), patch=32, min_target_clear=1.0, train_region="0,0,1,1"
+            ),
+            "B",
+        )
+    with pytest.raises(InputError, match="smaller than one"):
+        build_index(DataConfig(cubes=(str(cube_pc),), patch=128), "B")
+    run = [
+        sys.executable,
+        "-m",
+        "gapfill.cli",
+        "train",
+        "--cube",
+        str(cube_pc),
+        "--patch",
+        "32",
+        "--preset",
+        "test-tiny",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "r"),
+    ]
+    for extra, needle in (
+        (["--method", "unet"], "method"),
+        (["--preset", "huge"], "preset"),
+        (["--gpus-per-worker", "1"], "GPU"),
+        (["--ray-address", "127.0.0.1:9"], "Ray"),
+    ):
+        proc = subprocess.run([*run, *extra], capture_output=True, text=True, timeout=180)
+        assert proc.returncode != 0, extra
+        errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("gapfill: error: ")]
+        assert len(errors) == 1 and needle in errors[0], proc.stderr[-800:]
+        assert "Traceback" not in proc.stderr
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"x": 1}))
+    proc = subprocess.run(
+        [*run[:-2], "--out", str(other)], capture_output=True, text=True, timeout=180
+    )
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
