@@ -240,17 +240,38 @@ def _same_grid(existing: xr.Dataset, grid: Grid, aoi: AOI, path: Path) -> None:
         raise InputError(f"{path} is a cube of another AOI: choose another --out")
 
 
+# Spatial chunks per region write: bounds the working set of one compute, so that peak
+# memory does not grow with the AOI (more writes instead of bigger ones).
+_TILES_PER_WRITE = 4
+
+
 def _write_days(
     path: Path, ds: xr.Dataset, index: int, names: Sequence[str], chunk: int, fault: _Fault
 ) -> None:
-    """Write consecutive days (from time `index`) in one region write of whole chunks."""
+    """Write consecutive days (from time `index`) as region writes of whole chunks, at
+    most `_TILES_PER_WRITE` spatial chunks (all of the days) at a time."""
     nt, h, w = ds.sizes["time"], ds.sizes["y"], ds.sizes["x"]
-    region = {"time": slice(index, index + nt), "y": slice(0, h), "x": slice(0, w)}
-    layout.check_region_aligned(
-        region, {"time": 1, "y": chunk, "x": chunk}, {"y": h, "x": w, "time": index + nt}
-    )
-    ds[list(names)].to_zarr(path, region=region, mode="r+", zarr_format=3, consolidated=False)
-    fault.wrote(nt * -(-h // chunk) * -(-w // chunk))
+    sub = ds[list(names)]
+    tiles = [(y0, x0) for y0 in range(0, h, chunk) for x0 in range(0, w, chunk)]
+    for first in range(0, len(tiles), _TILES_PER_WRITE):
+        group = tiles[first : first + _TILES_PER_WRITE]
+        y0, y1 = group[0][0], min(group[-1][0] + chunk, h)
+        if y1 - y0 > chunk:  # spans rows: write each row's part on its own
+            rows = sorted({ty for ty, _ in group})
+            parts = [[t for t in group if t[0] == r] for r in rows]
+        else:
+            parts = [group]
+        for part in parts:
+            ya, xa = part[0]
+            yb, xb = min(ya + chunk, h), min(part[-1][1] + chunk, w)
+            region = {"time": slice(index, index + nt), "y": slice(ya, yb), "x": slice(xa, xb)}
+            layout.check_region_aligned(
+                region, {"time": 1, "y": chunk, "x": chunk}, {"y": h, "x": w, "time": index + nt}
+            )
+            sub.isel(y=slice(ya, yb), x=slice(xa, xb)).to_zarr(
+                path, region=region, mode="r+", zarr_format=3, consolidated=False
+            )
+            fault.wrote(nt * len(part))
 
 
 def _batches(
