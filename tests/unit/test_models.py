@@ -133,3 +133,26 @@ def test_methods_and_losses():
     assert masked_l1(pred, target, mask).item() == pytest.approx(1.0)
     assert gan_loss(torch.zeros(1, 1, 3, 3), real=True).item() == pytest.approx(0.6931, abs=1e-4)
     assert gan_loss(torch.full((1, 1, 3, 3), 20.0), real=True).item() < 1e-6
+
+
+def test_model_card_round_trip_and_bad_run_dirs(tmp_path):
+    from gapfill.models.card import ModelCard, load_model, save_model, weights_sha256
+
+    g = build_generator("mtcnn", "test-tiny")
+    card = ModelCard(method="mtcnn", task="B", preset="test-tiny", generator=g.cfg,
+                     input_channels=get_method("mtcnn").channels,
+                     receptive_field_px=receptive_field(g))
+    save_model(tmp_path / "run", g, card)
+    loaded, card2 = load_model(tmp_path / "run")
+    assert card2 == card and not loaded.training
+    for k, v in g.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k])
+    assert len(weights_sha256(tmp_path / "run" / "model.pt")) == 64
+    with pytest.raises(InputError, match="no model.json"):
+        load_model(tmp_path)
+    (tmp_path / "run" / "model.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="cannot be loaded"):
+        load_model(tmp_path / "run")
+    (tmp_path / "run" / "model.json").write_text('{"card_version": "1"}')
+    with pytest.raises(InputError, match="not a model card"):
+        load_model(tmp_path / "run")
