@@ -62,7 +62,14 @@ def _worker(config: dict) -> None:
     g, d = _models(config["preset"])
     g, d = ray.train.torch.prepare_model(g), ray.train.torch.prepare_model(d)
     per_step = _steps(g, d, config["batch"], config["patch"], config["steps"])
-    ray.train.report({"s_per_step": per_step})
+    # Ray Train V2 keeps result.metrics only for reports that carry a checkpoint.
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "s_per_step").write_text(str(per_step))
+        ray.train.report(
+            {"s_per_step": per_step}, checkpoint=ray.train.Checkpoint.from_directory(tmp)
+        )
 
 
 def main() -> None:
