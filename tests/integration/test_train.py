@@ -95,6 +95,7 @@ def test_a_few_hundred_mtcnn_steps_beat_the_o1_baseline_on_a_held_out_region(
         method="mtcnn",
         epochs=12,
         preset="test-tiny",
+        lr=1e-3,  # a tiny net from scratch: a faster rate than the paper's 2e-4
         data={"test_region": held_out, "min_target_clear": 0.3},
     )
     index = build_index(cfg.data, "B")
@@ -104,7 +105,8 @@ def test_a_few_hundred_mtcnn_steps_beat_the_o1_baseline_on_a_held_out_region(
     assert steps >= 200
     last = result.history[-1]
     assert last["val_samples"] > 0
-    assert last["val_psnr"] > last["o1_psnr"], last
+    assert last["val_psnr"] > last["o1_psnr"] + 1.0, last
+    assert last["val_sam_deg"] < last["o1_sam_deg"], last
 
 
 def test_bad_inputs(tmp_path, cube_pc):

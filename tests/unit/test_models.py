@@ -139,9 +139,14 @@ def test_model_card_round_trip_and_bad_run_dirs(tmp_path):
     from gapfill.models.card import ModelCard, load_model, save_model, weights_sha256
 
     g = build_generator("mtcnn", "test-tiny")
-    card = ModelCard(method="mtcnn", task="B", preset="test-tiny", generator=g.cfg,
-                     input_channels=get_method("mtcnn").channels,
-                     receptive_field_px=receptive_field(g))
+    card = ModelCard(
+        method="mtcnn",
+        task="B",
+        preset="test-tiny",
+        generator=g.cfg,
+        input_channels=get_method("mtcnn").channels,
+        receptive_field_px=receptive_field(g),
+    )
     save_model(tmp_path / "run", g, card)
     loaded, card2 = load_model(tmp_path / "run")
     assert card2 == card and not loaded.training
