@@ -6,10 +6,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-import xarray as xr
 
 from gapfill.cube import layout
-from gapfill.errors import InputError
 
 __all__ = ["cube_info"]
 
@@ -21,19 +19,13 @@ def _size_on_disk(path: Path) -> int:
 def cube_info(path: str | Path) -> dict:
     """Days, completeness, clear fraction and S1 coverage per day, size on disk."""
     path = Path(path)
-    try:
-        ds = xr.open_zarr(path, consolidated=False)
-    except Exception:
-        raise InputError(
-            f"{path} is not a Zarr store: give a cube made by 'gapfill build-cube'"
-        ) from None
-    if ds.attrs.get("cube_contract_version") is None:
-        raise InputError(f"{path} is not a gapfill cube")
-    valid = ds[layout.S2].notnull().all("band")
-    clear = ds[layout.CLEAR].mean(("y", "x"))
-    s1_cov = ds[layout.S1].notnull().all("pol").mean(("y", "x"))
-    valid_frac = valid.mean(("y", "x"))
-    clear, s1_cov, valid_frac = (np.asarray(a.values) for a in (clear, s1_cov, valid_frac))
+    ds = layout.open_cube(path)
+    per_day = (
+        ds[layout.CLEAR].mean(("y", "x")),
+        ds[layout.S1].notnull().all("pol").mean(("y", "x")),
+        ds[layout.S2].notnull().all("band").mean(("y", "x")),
+    )
+    clear, s1_cov, valid_frac = (np.asarray(a.values) for a in per_day)
     days = []
     for i, t in enumerate(ds["time"].values):
         days.append(

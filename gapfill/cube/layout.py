@@ -16,6 +16,7 @@ or a scale factor. Layout (shared/DESIGN.md, "Cube"):
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,7 @@ __all__ = [
     "encoding",
     "grid_of",
     "check_region_aligned",
+    "open_cube",
 ]
 
 CUBE_CONTRACT_VERSION = "1"
@@ -188,3 +190,19 @@ def check_region_aligned(
             raise AssertionError(
                 f"region {dim}={start}:{stop} is not aligned to Zarr chunks of {size}"
             )
+
+
+def open_cube(path: str | Path, chunks: Any = "auto") -> xr.Dataset:
+    """Open a cube lazily (Dask chunks by default; `chunks=None`: lazily indexed numpy,
+    best for reading small windows); anything that is not a cube is a user error."""
+    from gapfill.errors import InputError
+
+    try:
+        ds = xr.open_zarr(path, chunks=chunks)
+    except Exception:
+        raise InputError(
+            f"{path} is not a Zarr store: give a cube made by 'gapfill build-cube'"
+        ) from None
+    if ds.attrs.get("cube_contract_version") != CUBE_CONTRACT_VERSION:
+        raise InputError(f"{path} is not a gapfill cube of contract {CUBE_CONTRACT_VERSION}")
+    return ds

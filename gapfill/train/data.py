@@ -151,17 +151,8 @@ def build_index(cfg: DataConfig, task: Literal["A", "B"]) -> PatchIndex:
 
 
 def open_cube(path: str | Path) -> xr.Dataset:
-    """Open a cube lazily; anything else is a user error."""
-    try:
-        # chunks=None: lazily indexed numpy, no Dask: a sample reads a few small windows.
-        ds = xr.open_zarr(path, chunks=None)
-    except Exception:
-        raise InputError(
-            f"{path} is not a Zarr store: give a cube made by 'gapfill build-cube'"
-        ) from None
-    if ds.attrs.get("cube_contract_version") != layout.CUBE_CONTRACT_VERSION:
-        raise InputError(f"{path} is not a gapfill cube of contract {layout.CUBE_CONTRACT_VERSION}")
-    return ds
+    """A cube for sample reads: lazily indexed numpy, no Dask (a sample reads small windows)."""
+    return layout.open_cube(path, chunks=None)
 
 
 def load_sample(
