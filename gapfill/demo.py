@@ -1,7 +1,9 @@
 """`gapfill demo`: the main job on the embedded default, end to end as far as it exists.
 
 Today: generate a synthetic world, serve it beside the real sample through the
-local STAC API, search both, and build a cube of each (train and fill extend this).
+local STAC API, search both, build a cube of each, and train a small MTCNN on the
+synthetic cube through Ray Train, scored against the O1 baseline on a held-out half
+(fill extends this).
 """
 
 from __future__ import annotations
@@ -97,6 +99,40 @@ def _cubes(out: Path, url: str, world: Path, first: str, last: str) -> dict:
     return infos
 
 
+def _train(out: Path, meta: dict) -> dict:
+    """A few epochs of MTCNN (preset cpu-small) on the synthetic cube; east half held out."""
+    from gapfill.train import DataConfig, TrainConfig, train
+
+    minx, miny, maxx, maxy = meta["bbox_lonlat"]
+    held_out = f"{(minx + maxx) / 2},{miny},{maxx},{maxy}"
+    cfg = TrainConfig(
+        data=DataConfig(
+            cubes=(str(out / "cube-synthetic.zarr"),),
+            patch=64,
+            test_region=held_out,
+            min_target_clear=0.3,
+        ),
+        out=str(out / "run-mtcnn"),
+        method="mtcnn",
+        preset="cpu-small",
+        epochs=8,
+        lr=1e-3,
+        workers=2,
+        seed=0,
+    )
+    t0 = time.perf_counter()
+    result = train(cfg)
+    last = {k: float(v) for k, v in result.history[-1].items()}
+    nan = float("nan")
+    typer.echo(
+        f"trained mtcnn/cpu-small {len(result.history)} epochs "
+        f"({time.perf_counter() - t0:.0f} s): held-out PSNR {last.get('val_psnr', nan):.2f} dB"
+        f" vs O1 {last.get('o1_psnr', nan):.2f} dB, SAM {last.get('val_sam_deg', nan):.1f} vs "
+        f"{last.get('o1_sam_deg', nan):.1f} deg; model in {result.run_dir}"
+    )
+    return {"run_dir": str(result.run_dir), "last_epoch": last}
+
+
 def _inset_wkt(bounds: list[float], epsg: int, inset: float = 5.0) -> str:
     """Lon/lat WKT of a UTM box inset by `inset` m (its cube grid snaps back to the box)."""
     import shapely
@@ -148,6 +184,7 @@ def run_demo(out: str | Path, *, size: int = 256, real: str | Path | None = None
             typer.echo(f"{name}: {result.summary()}")
             summary["searches"][name] = result.to_json()["summary"]
         summary["cubes"] = _cubes(out, api.url, world, first, last)
+    summary["training"] = _train(out, meta)
     (out / "demo-summary.json").write_text(json.dumps(summary, indent=2))
     typer.echo(
         f"realism: change fraction {stats['change_fraction_mean']}, corr(|dS1|,|dS2|) "
