@@ -152,12 +152,12 @@ def run_demo(out: str | Path, *, size: int = 256, real: str | Path | None = None
     from gapfill.synth import world_stats
 
     out = Path(out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     real_dir = Path(real) if real is not None else default_real_sample()
     if not (real_dir / "catalog.json").is_file():
         raise InputError(
             f"the real sample is not at {real_dir}: pass --real DIR or set GAPFILL_REAL_SAMPLE"
         )
+    out.mkdir(parents=True, exist_ok=True)
     world = _world(out, size)
     meta = json.loads((world / "world.json").read_text())
     stats = world_stats(world, real_dir)

@@ -79,6 +79,7 @@ BASE = ["--start", "2022-04-01", "--end", "2022-04-30"]
         (["synth", "world", "/tmp/x", "--landscape", "moon"], ["landscape"]),
         (["synth", "stats", "/tmp"], ["world.json"]),
         (["search", "--aoi", "1,1,2,2", *BASE, "--log-level", "LOUD"], ["log level"]),
+        (["demo", "--real", "/nonexistent", "--out", "/tmp/gapfill-demo-bad"], ["real sample"]),
     ],
 )
 def test_bad_input_gives_one_clear_line(args, needles):
