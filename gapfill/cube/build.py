@@ -33,7 +33,7 @@ from gapfill.cube import layout
 from gapfill.cube.compute import S1Scene, S2Day, day_dataset, valid_fraction
 from gapfill.cube.config import CubeConfig
 from gapfill.errors import InputError
-from gapfill.grid import AOI, Grid, parse_aoi, utm_epsg
+from gapfill.grid import AOI, DateRange, Grid, parse_aoi, utm_epsg
 from gapfill.stac import profiles_for, search
 from gapfill.stac.providers import SensorProfile, asset_key, item_datetime, relative_orbit
 
@@ -215,7 +215,7 @@ def _attrs(cfg: CubeConfig, aoi: AOI, grid: Grid, s2p: SensorProfile, s1p: Senso
         "clear_classes": list(cfg.clear_classes),
         "cloud_classes_dilated": list(cfg.cloud_classes),
         "dilation_m": cfg.dilation_m,
-        "despeckle": cfg.despeckle if cfg.despeckle != "none" else "none",
+        "despeckle": cfg.despeckle,
         "items_per_day": "{}",
         "skipped_items": "{}",
         "dropped_days": "{}",
@@ -330,8 +330,6 @@ def build_cube(
                 f"{out} exists and is not a gapfill cube: choose another --out"
             ) from None
         _same_grid(existing, grid, aoi, out)
-
-    from gapfill.grid import DateRange
 
     dates = DateRange(cfg.start, cfg.end)
     pad = timedelta(days=int(np.ceil(cfg.max_gap_days)))
