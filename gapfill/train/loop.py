@@ -25,7 +25,7 @@ from gapfill.models.discriminator import PatchDiscriminator
 from gapfill.train.config import TrainConfig
 from gapfill.train.data import PatchIndex, Sample, augment, build_index, load_sample, open_cube
 
-__all__ = ["PatchSet", "train_loop_per_worker", "FAULT_KEY", "STATE_FILE"]
+__all__ = ["PatchSet", "train_loop_per_worker", "write_metrics_csv", "FAULT_KEY", "STATE_FILE"]
 
 STATE_FILE = "state.pt"
 FAULT_KEY = "_fault_after_epoch"
@@ -176,6 +176,8 @@ def train_loop_per_worker(config: dict) -> None:
         if rank == 0:
             metrics.update(_validate(_unwrap(g), index, cfg, device, method.task))
             history.append(metrics)
+            # RUN_DIR/metrics.csv grows epoch by epoch (rank 0's disk; the export rewrites it).
+            write_metrics_csv(Path(cfg.out) / "metrics.csv", history)
             with tempfile.TemporaryDirectory() as tmp:
                 state = {
                     "generator": _unwrap(g).state_dict(),
@@ -208,3 +210,17 @@ def env_fault() -> int | None:
     """$GAPFILL_TRAIN_FAIL_AFTER_EPOCH: fail once after that epoch (tests)."""
     raw = os.environ.get("GAPFILL_TRAIN_FAIL_AFTER_EPOCH")
     return int(raw) if raw else None
+
+
+def write_metrics_csv(path: Path, history: list[dict]) -> None:
+    """Per-epoch metrics as CSV, written to a temp file and renamed into place."""
+    import csv
+
+    keys = sorted({k for row in history for k in row}, key=lambda k: (k != "epoch", k))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(history)
+    tmp.replace(path)

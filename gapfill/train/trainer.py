@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from pathlib import Path
@@ -15,7 +14,13 @@ from gapfill.models import build_generator, get_method, receptive_field
 from gapfill.models.card import ModelCard, save_model
 from gapfill.train.config import TrainConfig
 from gapfill.train.data import build_index
-from gapfill.train.loop import FAULT_KEY, STATE_FILE, env_fault, train_loop_per_worker
+from gapfill.train.loop import (
+    FAULT_KEY,
+    STATE_FILE,
+    env_fault,
+    train_loop_per_worker,
+    write_metrics_csv,
+)
 
 __all__ = ["train", "TrainResult"]
 
@@ -115,7 +120,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     started = _ray(cfg.ray_address, cfg.workers * cfg.cpus_per_worker)
     try:
         _check_resources(cfg)
-        loop_cfg: dict = cfg.model_dump(mode="json")
+        # Workers run in other folders: give them the absolute RUN_DIR.
+        loop_cfg: dict = cfg.model_copy(update={"out": str(run_dir)}).model_dump(mode="json")
         fault = env_fault()
         if fault is not None:
             loop_cfg[FAULT_KEY] = {"epoch": fault, "marker": str(run_dir / ".fault-injected")}
@@ -168,16 +174,6 @@ def train(cfg: TrainConfig) -> TrainResult:
         git_sha=git_sha(),
     )
     save_model(run_dir, g, card)
-    _write_csv(run_dir / "metrics.csv", history)
+    write_metrics_csv(run_dir / "metrics.csv", history)
     log.info("model written to %s (%d epochs)", run_dir, card.epochs)
     return TrainResult(run_dir, history)
-
-
-def _write_csv(path: Path, history: list[dict]) -> None:
-    keys = sorted({k for row in history for k in row}, key=lambda k: (k != "epoch", k))
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(history)
-    tmp.replace(path)

@@ -179,3 +179,15 @@ def test_several_cubes_train_together(
     )
     _, card = load_model(result.run_dir)
     assert card.training_cubes == (str(cube_pc), str(cube_es))
+
+
+def test_metrics_csv_grows_per_epoch_even_when_a_run_dies(
+    tmp_path, cube_pc, ray_runtime, monkeypatch
+):
+    monkeypatch.setenv("GAPFILL_TRAIN_FAIL_AFTER_EPOCH", "0")
+    cfg = _cfg(cube_pc, tmp_path / "dies", method="cnn", epochs=2, max_failures=0)
+    with pytest.raises(Exception, match="injected failure"):
+        train(cfg)
+    rows = list(csv.DictReader((tmp_path / "dies" / "metrics.csv").open()))
+    assert [float(r["epoch"]) for r in rows] == [0.0]
+    assert not (tmp_path / "dies" / "model.pt").exists()  # nothing half-exported
