@@ -446,7 +446,7 @@ def _write_catalog(
     loc = spec.location
     n, res = spec.size, spec.resolution
     x1, y_bottom = loc.x0 + n * res, loc.y0 - n * res
-    full_geom, full_bbox = _footprint(loc.epsg, loc.x0, y_bottom, x1, loc.y0)
+    _, full_bbox = _footprint(loc.epsg, loc.x0, y_bottom, x1, loc.y0)
     es = spec.s2_conventions == "earth-search"
     catalog = pystac.Catalog(
         id=f"gapfill-synth-{spec.landscape}-{spec.seed}",
