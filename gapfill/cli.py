@@ -273,14 +273,14 @@ def cube_info_cmd(
         _print_cube_info(info)
 
 
-def _validated(model: type[M], **values: Any) -> M:  # M: a pydantic model
+def _validated(schema: type[M], /, **values: Any) -> M:  # M: a pydantic model
     """Build a pydantic config, turning the first validation error into one line."""
     from pydantic import ValidationError
 
     from gapfill.errors import InputError
 
     try:
-        return model(**values)
+        return schema(**values)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "input"
@@ -328,6 +328,68 @@ def train_cmd(
         f"model: {result.run_dir} ({len(result.history)} epochs); last epoch: "
         + ", ".join(f"{k} {v:.4g}" for k, v in last.items())
     )
+
+
+@app.command("fill")
+def fill_cmd(
+    cube: Annotated[Path, typer.Option(help="the cube (Zarr) to fill")],
+    model: Annotated[Path, typer.Option(help="RUN_DIR with model.pt + model.json")],
+    out: Annotated[Path, typer.Option(help="the filled product (Zarr v3)")],
+    dates: Annotated[str | None, typer.Option(help="days to fill: D1,D2,...")] = None,
+    start: Annotated[str | None, typer.Option(help="first day, YYYY-MM-DD (inclusive)")] = None,
+    end: Annotated[str | None, typer.Option(help="last day, YYYY-MM-DD (inclusive)")] = None,
+    min_cloud: Annotated[float, typer.Option(help="fill days cloudier than PCT")] = 0.0,
+    batch: Annotated[int, typer.Option(help="tiles per forward pass on a GPU")] = 8,
+    tile: Annotated[int, typer.Option(help="inference tile, px before halo")] = 256,
+    chunk: Annotated[int | None, typer.Option(help="product chunk px (default: cube's)")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    dask_scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address")] = None,
+    overwrite: Annotated[bool, typer.Option(help="redo days already complete")] = False,
+    quicklooks: Annotated[bool, typer.Option(help="write a PNG per day")] = True,
+    log_level: LogLevel = "INFO",
+    verbose: Verbose = 0,
+) -> None:
+    """Fill the cloudy days of a cube with a trained model into a resumable Zarr product."""
+    _logging(log_level, verbose)
+    from gapfill.fill import FillConfig, fill
+
+    cfg = _validated(
+        FillConfig,
+        cube=str(cube),
+        model=str(model),
+        out=str(out),
+        dates=tuple(d.strip() for d in dates.split(",") if d.strip()) if dates else (),
+        start=start,
+        end=end,
+        min_cloud=min_cloud,
+        batch=batch,
+        tile=tile,
+        chunk=chunk,
+        device=device,
+        overwrite=overwrite,
+        quicklooks=quicklooks,
+    )
+    r = fill(cfg, dask_scheduler=dask_scheduler)
+    typer.echo(
+        f"{r.path}: filled {len(r.days_filled)} days, copied {len(r.days_copied)}, skipped "
+        f"{len(r.days_skipped)}; pixels filled {r.pixels_filled}, unfilled "
+        f"{r.pixels_unfilled}; {r.mpx_per_s:.2f} Mpx/s ({r.seconds:.1f} s); item {r.item}"
+    )
+
+
+@app.command("quicklook")
+def quicklook_cmd(
+    filled: Annotated[Path, typer.Argument(help="a product of 'gapfill fill'")],
+    date: Annotated[str, typer.Option(help="the day, YYYY-MM-DD")],
+    out: Annotated[Path, typer.Option(help="PNG to write")],
+    log_level: LogLevel = "INFO",
+    verbose: Verbose = 0,
+) -> None:
+    """True colour before / after and the status flags of one day, side by side."""
+    _logging(log_level, verbose)
+    from gapfill.fill import quicklook
+
+    typer.echo(f"wrote {quicklook(filled, date, out)}")
 
 
 @app.command("demo")

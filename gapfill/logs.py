@@ -43,3 +43,7 @@ def setup_logging(level: str | int = "INFO") -> None:
     # rasterio logs every GDAL error at INFO, even ones the caller handles.
     logging.getLogger("rasterio").setLevel(logging.WARNING)
     logging.getLogger("gapfill").setLevel(level)
+    # Dask logs cluster start and stop at INFO; its warnings and errors still show.
+    logging.getLogger("distributed").setLevel(
+        level if level <= logging.DEBUG else max(level, logging.WARNING)
+    )

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gapfill.bands import S1_POLS, S2_BANDS
 
-__all__ = ["NORM_CONTRACT_VERSION", "Normalisation", "IMPUTED"]
+__all__ = ["NORM_CONTRACT_VERSION", "Normalisation", "IMPUTED", "model_input"]
 
 NORM_CONTRACT_VERSION = "1"
 IMPUTED = 0.0
@@ -55,3 +55,24 @@ class Normalisation(BaseModel):
         """(channels, ...) -> (x with NaN replaced by IMPUTED, valid mask over all channels)."""
         valid = np.isfinite(x).all(axis=0)
         return np.where(np.isfinite(x), x, IMPUTED).astype(np.float32), valid
+
+
+def model_input(
+    norm: Normalisation,
+    task: str,
+    s1_t2_db: np.ndarray,
+    s1_t1_db: np.ndarray | None = None,
+    o1_refl: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The network input in the contract's channel order, imputed, and its valid mask.
+
+    Task B: `S1_t2 (VV, VH), S1_t1 (VV, VH), O1 (B02, B03, B04, B08)`; task A: `S1_t2`.
+    Arrays are (channels, y, x) in physical units (dB, reflectance), NaN where missing;
+    training and filling both call this, so they feed the network the same way.
+    """
+    parts = [norm.sar(s1_t2_db)]
+    if task == "B":
+        if s1_t1_db is None or o1_refl is None:
+            raise ValueError("task B needs S1_t1 and O1")
+        parts += [norm.sar(s1_t1_db), norm.optical(o1_refl)]
+    return norm.impute(np.concatenate(parts))

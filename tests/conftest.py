@@ -129,3 +129,42 @@ def cube_pc(tmp_path_factory, world_pc, stac_api, dask_address) -> Path:
     out = tmp_path_factory.mktemp("cubes") / "pc.zarr"
     build_cube(out, cube_config(world_pc, stac_api.url), dask_scheduler=dask_address)
     return out
+
+
+@pytest.fixture(scope="session")
+def cube_es(tmp_path_factory, world_es, stac_api, dask_address) -> Path:
+    """The cube of the 64 px mountain-arid world (Earth Search conventions, UTM 38N)."""
+    from gapfill.cube import build_cube
+
+    out = tmp_path_factory.mktemp("cubes") / "es.zarr"
+    build_cube(out, cube_config(world_es, stac_api.url), dask_scheduler=dask_address)
+    return out
+
+
+def save_untrained_model(run_dir: Path, method: str = "mtcnn", preset: str = "test-tiny", seed=0):
+    """A run directory holding a seeded, untrained generator and its card: what fill tests
+    need (tiling, flags, resume), without the minutes of training."""
+    import torch
+
+    from gapfill.models import build_generator, get_method, receptive_field
+    from gapfill.models.card import ModelCard, save_model
+
+    torch.manual_seed(seed)
+    g = build_generator(method, preset)
+    m = get_method(method)
+    card = ModelCard(
+        method=method,
+        task=m.task,
+        preset=preset,
+        generator=g.cfg,
+        input_channels=m.channels,
+        receptive_field_px=receptive_field(g),
+        seed=seed,
+    )
+    return save_model(run_dir, g, card)
+
+
+@pytest.fixture(scope="session")
+def model_tiny(tmp_path_factory) -> Path:
+    """An untrained MTCNN test-tiny run directory."""
+    return save_untrained_model(tmp_path_factory.mktemp("runs") / "mtcnn-tiny")

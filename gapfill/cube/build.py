@@ -7,7 +7,6 @@ days whose flag is false and ends with the same values as an uninterrupted run.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -16,7 +15,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import dask
 import numpy as np
@@ -29,6 +27,7 @@ from pyproj import Transformer
 
 from gapfill._provenance import __version__, git_sha
 from gapfill.bands import S1_POLS, S2_BANDS, S2_SCL
+from gapfill.cluster import dask_client
 from gapfill.cube import layout
 from gapfill.cube.compute import S1Scene, S2Day, day_dataset, valid_fraction
 from gapfill.cube.config import CubeConfig
@@ -161,30 +160,6 @@ def _scenes_for(day: S2Day, scenes: Sequence[S1Scene], max_gap: float) -> list[S
     near = [s for s in scenes if abs(s.time - day.time) <= timedelta(days=max_gap)]
     # Nearest first; on a tie the earlier acquisition.
     return sorted(near, key=lambda s: (abs(s.time - day.time), s.time, s.item["id"]))
-
-
-@contextlib.contextmanager
-def _dask(address: str | None) -> Iterator[Any]:
-    from distributed import Client, LocalCluster
-
-    if address:
-        try:
-            client = Client(address, timeout="10s")
-        except (OSError, TimeoutError) as exc:
-            raise InputError(f"no Dask scheduler answers at {address} ({exc})") from None
-        with client:
-            yield client
-        return
-    with (
-        LocalCluster(
-            n_workers=min(2, os.cpu_count() or 1),
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
 
 
 class _Fault:
@@ -381,7 +356,7 @@ def build_cube(
             "forward in time; build a new cube for earlier days"
         )
     new_days = [d for d in days if last is None or np.datetime64(d.day, "ns") > last]
-    with _dask(dask_scheduler) as client:
+    with dask_client(dask_scheduler) as client:
         log.info("dask: %s", client.dashboard_link if client.cluster else client.scheduler.address)
         kept: list[S2Day] = []
         fractions = dask.compute(*[valid_fraction(d, grid, cfg.chunk, s2p) for d in new_days])

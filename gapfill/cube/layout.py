@@ -46,6 +46,7 @@ __all__ = [
     "grid_of",
     "check_region_aligned",
     "open_cube",
+    "has_s1",
 ]
 
 CUBE_CONTRACT_VERSION = "1"
@@ -89,6 +90,12 @@ _ATTRS: dict[str, dict[str, Any]] = {
         "flag_meanings": "incomplete complete",
     },
 }
+
+
+def has_s1(orbit: Any) -> Any:
+    """Where a day has matched S1, from `s1_orbit` as stored (0 = none) or as xarray
+    decodes it (NaN = none); numpy, xarray and Dask arrays alike."""
+    return (orbit == orbit) & (orbit != S1_ORBIT_MISSING)
 
 
 def spatial_ref(grid: Grid) -> xr.DataArray:

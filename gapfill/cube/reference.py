@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gapfill.cube import layout
 
-__all__ = ["ReferenceRule", "pick_reference"]
+__all__ = ["ReferenceRule", "pick_reference", "compose_reference", "NONE"]
 
 NONE = -1
 
@@ -37,21 +37,38 @@ def pick_reference(
     age in days.
 
     times: (T,) datetime64; clear: (T, y, x) bool; s1_orbit: (T, y, x) int, with
-    `layout.S1_ORBIT_MISSING` where a day has no S1.
+    `layout.S1_ORBIT_MISSING` or NaN where a day has no S1.
     """
     shape = clear.shape[1:]
     ref = np.full(shape, NONE, dtype=np.int32)
     t2 = times[target]
     orbit2 = s1_orbit[target]
-    has_s1 = orbit2 != layout.S1_ORBIT_MISSING
+    has_s1 = layout.has_s1(orbit2)
     limit = np.timedelta64(rule.lookback_days, "D")
     for k in range(target - 1, -1, -1):
         if t2 - times[k] > limit:
             break
-        ok = (ref == NONE) & clear[k] & has_s1 & (s1_orbit[k] != layout.S1_ORBIT_MISSING)
+        ok = (ref == NONE) & clear[k] & has_s1 & layout.has_s1(s1_orbit[k])
         if rule.same_orbit:
             ok &= s1_orbit[k] == orbit2
         ref[ok] = k
     days = (t2 - times).astype("timedelta64[D]").astype(np.int32)
     age = np.where(ref == NONE, -1, days[np.maximum(ref, 0)])
     return ref, age
+
+
+def compose_reference(
+    ref: np.ndarray, s2: np.ndarray, s1: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """O1 (band, y, x) and S1_t1 (pol, y, x) gathered per pixel from the days `ref` names.
+
+    `ref` (y, x) indexes the first axis of `s2` (T, band, y, x) and `s1` (T, pol, y, x);
+    pixels without a reference are NaN.
+    """
+    o1 = np.full(s2.shape[1:], np.nan, np.float32)
+    s1_t1 = np.full(s1.shape[1:], np.nan, np.float32)
+    for k in np.unique(ref[ref != NONE]):
+        at = ref == k
+        o1[:, at] = s2[k][:, at]
+        s1_t1[:, at] = s1[k][:, at]
+    return o1, s1_t1

@@ -23,10 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from pyproj import Transformer
 
 from gapfill.cube import layout
-from gapfill.cube.reference import NONE, ReferenceRule, pick_reference
+from gapfill.cube.reference import NONE, ReferenceRule, compose_reference, pick_reference
 from gapfill.errors import InputError
 from gapfill.grid import parse_aoi
-from gapfill.normalize import Normalisation
+from gapfill.normalize import Normalisation, model_input
 
 __all__ = ["DataConfig", "Sample", "PatchIndex", "build_index", "load_sample", "augment"]
 
@@ -106,7 +106,7 @@ def build_index(cfg: DataConfig, task: Literal["A", "B"]) -> PatchIndex:
         train_geom, test_geom = _region(cfg.train_region, epsg), _region(cfg.test_region, epsg)
         complete = ds[layout.COMPLETE].values
         clear = _patch_fraction(ds[layout.CLEAR], cfg.patch, ny, nx)
-        has_s1 = _patch_fraction(ds[layout.S1_ORBIT] != layout.S1_ORBIT_MISSING, cfg.patch, ny, nx)
+        has_s1 = _patch_fraction(layout.has_s1(ds[layout.S1_ORBIT]), cfg.patch, ny, nx)
         x, y = ds["x"].values, ds["y"].values
         limit = np.timedelta64(cfg.reference.lookback_days, "D")
         for py in range(ny):
@@ -161,23 +161,21 @@ def load_sample(
     """(input (C, P, P), target (4, P, P), loss mask (P, P)) in normalised units."""
     p = cfg.patch
     win = {"y": slice(s.y0, s.y0 + p), "x": slice(s.x0, s.x0 + p)}
-    norm = cfg.normalisation
     day = ds.isel({"time": s.target, **win})
-    target = norm.optical(day[layout.S2].values)
-    s1_t2 = norm.sar(day[layout.S1].values)
-    parts = [s1_t2]
+    target = cfg.normalisation.optical(day[layout.S2].values)
+    s1_t2 = day[layout.S1].values
+    s1_t1 = o1 = None
     if task == "B":
         if s.kind == "single":
             ref_day = ds.isel({"time": s.reference, **win})
-            o1 = norm.optical(ref_day[layout.S2].values)
-            s1_t1 = norm.sar(ref_day[layout.S1].values)
+            o1 = ref_day[layout.S2].values
+            s1_t1 = np.array(ref_day[layout.S1].values, np.float32)
             if cfg.reference.same_orbit:
                 other = ref_day[layout.S1_ORBIT].values != day[layout.S1_ORBIT].values
                 s1_t1[:, other] = np.nan
         else:
             o1, s1_t1 = _composite(ds, s, cfg, win)
-        parts += [s1_t1, o1]
-    x, valid = norm.impute(np.concatenate(parts))
+    x, valid = model_input(cfg.normalisation, task, s1_t2, s1_t1, o1)
     mask = day[layout.CLEAR].values & valid & np.isfinite(target).all(axis=0)
     return x, np.nan_to_num(target, nan=0.0), mask
 
@@ -185,24 +183,19 @@ def load_sample(
 def _composite(
     ds: xr.Dataset, s: Sample, cfg: DataConfig, win: dict
 ) -> tuple[np.ndarray, np.ndarray]:
+    """O1 and S1_t1 (physical units) by the per-pixel reference rule."""
     times = ds["time"].values
     limit = np.timedelta64(cfg.reference.lookback_days, "D")
     first = next(k for k in range(s.target + 1) if times[s.target] - times[k] <= limit)
     span = ds.isel({"time": slice(first, s.target + 1), **win})
-    clear = span[layout.CLEAR].values
-    orbit = span[layout.S1_ORBIT].values
     ref, _ = pick_reference(
-        times[first : s.target + 1], s.target - first, clear, orbit, cfg.reference
+        times[first : s.target + 1],
+        s.target - first,
+        span[layout.CLEAR].values,
+        span[layout.S1_ORBIT].values,
+        cfg.reference,
     )
-    p = cfg.patch
-    o1 = np.full((4, p, p), np.nan, np.float32)
-    s1 = np.full((2, p, p), np.nan, np.float32)
-    for k in np.unique(ref[ref != NONE]):
-        at = ref == k
-        day = span.isel(time=int(k))
-        o1[:, at] = cfg.normalisation.optical(day[layout.S2].values)[:, at]
-        s1[:, at] = cfg.normalisation.sar(day[layout.S1].values)[:, at]
-    return o1, s1
+    return compose_reference(ref, span[layout.S2].values, span[layout.S1].values)
 
 
 def augment(

@@ -155,15 +155,8 @@ def test_bad_inputs(tmp_path, cube_pc):
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
 
 
-def test_several_cubes_train_together(
-    tmp_path, cube_pc, world_es, stac_api, dask_address, ray_runtime
-):
+def test_several_cubes_train_together(tmp_path, cube_pc, cube_es, ray_runtime):
     """The paper's Case 2 "mixed" set: samples from two cubes of different landscapes."""
-    from gapfill.cube import build_cube
-    from tests.conftest import cube_config
-
-    cube_es = tmp_path / "es.zarr"
-    build_cube(cube_es, cube_config(world_es, stac_api.url), dask_scheduler=dask_address)
     data = DataConfig(cubes=(str(cube_pc), str(cube_es)), patch=32)
     index = build_index(data, "B")
     assert {s.cube for s in index.train} == {0, 1}

@@ -1,0 +1,41 @@
+"""What `gapfill fill` does: a pydantic model, recorded in the product's attrs."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["FillConfig"]
+
+
+class FillConfig(BaseModel):
+    """A fill request: which cube, model and days, and how the work is cut."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cube: str
+    model: str = Field(description="run directory with model.pt + model.json")
+    out: str
+    dates: tuple[date, ...] = ()
+    start: date | None = None
+    end: date | None = None
+    min_cloud: float = Field(
+        0.0, ge=0, le=100, description="fill days whose cloudy share (%) is above this"
+    )
+    batch: int = Field(8, ge=1, le=512, description="tiles per forward pass on a GPU")
+    tile: int = Field(256, ge=16, le=4096, description="inference tile (px, before halo)")
+    days_per_task: int = Field(4, ge=1, le=64, description="days one Dask task fills")
+    chunk: int | None = Field(None, ge=16, le=8192, description="product chunk; default: cube's")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    overwrite: bool = False
+    quicklooks: bool = True
+
+    @model_validator(mode="after")
+    def _days(self) -> FillConfig:
+        if self.dates and (self.start or self.end):
+            raise ValueError("give --dates or --start/--end, not both")
+        if self.start and self.end and self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        return self

@@ -1,0 +1,192 @@
+"""Filling one window of a cube: reference per pixel, model input, tiled inference, output.
+
+Pure functions of numpy arrays (plus the model), so that a Dask task, a benchmark and a
+test call the same code. Tiles carry a halo of half the model's receptive field, so a
+tile's output equals a full-image pass (eval() BatchNorm is per pixel): tiling changes
+nothing but memory.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gapfill.cube.reference import NONE, compose_reference, pick_reference
+from gapfill.fill import product
+from gapfill.models.card import ModelCard, load_model
+from gapfill.models.generator import Generator
+from gapfill.normalize import model_input
+
+__all__ = ["Window", "FilledWindow", "fill_window", "tiled_forward", "cached_model", "halo_of"]
+
+
+def halo_of(card: ModelCard) -> int:
+    """Pixels of context a tile needs on each side for an exact output."""
+    return card.receptive_field_px // 2
+
+
+@dataclass
+class Window:
+    """Cube arrays of one spatial window (with halo) over the days a fill needs.
+
+    `s2` (T, band, y, x) reflectance and `s1` (T, pol, y, x) dB are NaN where missing;
+    `clear` (T, y, x); `orbit` (T, y, x) with the cube's missing value; `times` (T,).
+    """
+
+    times: np.ndarray
+    s2: np.ndarray
+    s1: np.ndarray
+    clear: np.ndarray
+    orbit: np.ndarray
+
+
+@dataclass
+class FilledWindow:
+    """Product arrays for the target days of a window: s2 (N, band, y, x), status and
+    reference_dt (N, y, x); `model_px` counts pixels that went through the network."""
+
+    s2: np.ndarray
+    status: np.ndarray
+    reference_dt: np.ndarray
+    model_px: int
+
+
+def _device(kind: str) -> torch.device:
+    if kind == "cuda" or (kind == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=4)
+def _load(run_dir: str, sha256: str, device: str) -> tuple[Generator, ModelCard]:
+    generator, card = load_model(run_dir)
+    generator = generator.to(torch.device(device))
+    if device == "cuda":
+        generator = generator.to(memory_format=torch.channels_last)
+    return generator.eval(), card
+
+
+def cached_model(
+    run_dir: str | Path, sha256: str, device: str = "auto"
+) -> tuple[Generator, ModelCard]:
+    """The generator of a run directory, loaded once per process (Dask worker) and device;
+    `sha256` keys the cache, so a retrained model in the same folder is reloaded."""
+    with _lock:
+        return _load(str(run_dir), sha256, _device(device).type)
+
+
+def _tiles(h: int, w: int, tile: int) -> list[tuple[int, int, int, int]]:
+    return [
+        (y0, min(y0 + tile, h), x0, min(x0 + tile, w))
+        for y0 in range(0, h, tile)
+        for x0 in range(0, w, tile)
+    ]
+
+
+@torch.inference_mode()
+def tiled_forward(
+    model: Generator, x: np.ndarray, *, tile: int, halo: int, batch: int
+) -> np.ndarray:
+    """Generator output (N, 4, H, W) of inputs (N, C, H, W) in [-1, 1], computed on tiles of
+    `tile` px plus `halo` (clipped at the array's edge).
+
+    On CUDA: `batch` tiles per forward pass in bf16 autocast and channels_last, the last
+    batch padded to full size. On CPU: one tile per pass (batching gains little there).
+    Either way a tile's output never depends on which other tiles share its pass (oneDNN
+    picks kernels by batch size, which moves results by ~1e-7), so a resumed run or a run
+    on other days gives bit-identical pixels.
+    """
+    device = next(model.parameters()).device
+    n, _, h, w = x.shape
+    out = np.empty((n, model.cfg.out_channels, h, w), np.float32)
+    jobs: dict[tuple[int, int], list[tuple[int, tuple[int, int, int, int], tuple[int, ...]]]] = {}
+    for y0, y1, x0, x1 in _tiles(h, w, tile):
+        ya, yb, xa, xb = max(y0 - halo, 0), min(y1 + halo, h), max(x0 - halo, 0), min(x1 + halo, w)
+        for i in range(n):
+            jobs.setdefault((yb - ya, xb - xa), []).append(
+                (i, (ya, yb, xa, xb), (y0 - ya, y1 - ya, x0 - xa, x1 - xa))
+            )
+    cuda = device.type == "cuda"
+    per_pass = batch if cuda else 1
+    for group in jobs.values():
+        for start in range(0, len(group), per_pass):
+            part = group[start : start + per_pass]
+            stack = np.stack([x[i, :, ya:yb, xa:xb] for i, (ya, yb, xa, xb), _ in part])
+            if len(part) < per_pass:
+                pad = np.zeros((per_pass - len(part), *stack.shape[1:]), stack.dtype)
+                stack = np.concatenate([stack, pad])
+            inp = torch.from_numpy(stack).to(device)
+            if cuda:
+                inp = inp.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                res = model(inp).float().cpu().numpy()
+            for k, (i, (ya, _, xa, _), (iy0, iy1, ix0, ix1)) in enumerate(part):
+                out[i, :, ya + iy0 : ya + iy1, xa + ix0 : xa + ix1] = res[k, :, iy0:iy1, ix0:ix1]
+    return out
+
+
+def fill_window(
+    win: Window,
+    targets: list[int],
+    fill_days: list[bool],
+    model: Generator,
+    card: ModelCard,
+    *,
+    tile: int,
+    batch: int,
+) -> FilledWindow:
+    """The product for days `targets` (indices into the window's days) of one window.
+
+    Clear observed pixels are kept as observed; cloudy pixels of a day whose `fill_days`
+    entry is true are simulated where the reference rule (from the card) finds a reference
+    and S1 is present, else flagged unfilled; pixels without an observation are nodata.
+    """
+    norm = card.normalisation
+    n = len(targets)
+    _, nb, h, w = win.s2.shape
+    s2_out = np.full((n, nb, h, w), np.nan, np.float32)
+    status = np.full((n, h, w), product.NODATA, np.uint8)
+    ref_dt = np.full((n, h, w), product.REFERENCE_DT_MISSING, np.int16)
+    inputs, slots, masks, ages = [], [], [], []
+    for j, t in enumerate(targets):
+        obs = win.s2[t]
+        has_data = np.isfinite(obs).all(axis=0)
+        clear = win.clear[t] & has_data
+        cloudy = has_data & ~clear
+        s2_out[j][:, clear] = obs[:, clear]
+        status[j][clear] = product.CLEAR
+        status[j][cloudy] = product.UNFILLED
+        if not fill_days[j] or not cloudy.any():
+            continue
+        if card.task == "B":
+            ref, age = pick_reference(win.times, t, win.clear, win.orbit, card.reference)
+            o1, s1_t1 = compose_reference(ref, win.s2, win.s1)
+            x, valid = model_input(norm, "B", win.s1[t], s1_t1, o1)
+            usable = (ref != NONE) & valid
+        else:
+            x, valid = model_input(norm, "A", win.s1[t])
+            age, usable = np.full((h, w), product.REFERENCE_DT_MISSING), valid
+        todo = cloudy & usable
+        if todo.any():
+            inputs.append(x)
+            slots.append(j)
+            masks.append(todo)
+            ages.append(age)
+    model_px = 0
+    if inputs:
+        sim = tiled_forward(model, np.stack(inputs), tile=tile, halo=halo_of(card), batch=batch)
+        for k, j in enumerate(slots):
+            todo = masks[k]
+            s2_out[j][:, todo] = norm.optical_inverse(sim[k])[:, todo]
+            status[j][todo] = product.FILLED
+            ref_dt[j][todo] = ages[k][todo]
+        model_px = len(inputs) * h * w
+    return FilledWindow(s2_out, status, ref_dt, model_px)

@@ -1,0 +1,95 @@
+"""The STAC Item that describes a filled product, written beside the store."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pystac
+import shapely
+import xarray as xr
+from pyproj import Transformer
+from pystac.extensions.projection import ProjectionExtension
+from pystac.extensions.raster import DataType, RasterBand, RasterExtension
+
+from gapfill.bands import S2_BANDS
+from gapfill.cube import layout
+from gapfill.fill import product
+
+__all__ = ["write_item", "item_path"]
+
+ZARR_MEDIA_TYPE = "application/vnd+zarr"
+
+
+def item_path(out: str | Path) -> Path:
+    """`filled.zarr` -> `filled.item.json` in the same folder."""
+    out = Path(out)
+    return out.with_name(out.name.removesuffix(".zarr") + ".item.json")
+
+
+def _utc(t: np.datetime64) -> datetime:
+    return datetime.fromisoformat(str(t.astype("datetime64[s]"))).replace(tzinfo=UTC)
+
+
+def write_item(out: str | Path) -> Path:
+    """Write (or rewrite) the product's Item: footprint, time span, projection and raster
+    extensions, one asset for the Zarr store; returns its path."""
+    out = Path(out)
+    ds = xr.open_zarr(out)
+    grid = layout.grid_of(ds)
+    footprint = shapely.box(*grid.bounds)
+    to_lonlat = Transformer.from_crs(grid.epsg, 4326, always_xy=True)
+    geom = shapely.transform(
+        footprint.segmentize(grid.resolution * 64), to_lonlat.transform, interleaved=False
+    )
+    times = ds["time"].values
+    done = ds[product.COMPLETE].values
+    item = pystac.Item(
+        id=out.name.removesuffix(".zarr"),
+        geometry=json.loads(shapely.to_geojson(geom)),
+        bbox=list(geom.bounds),
+        datetime=None,
+        start_datetime=_utc(times.min()),
+        end_datetime=_utc(times.max()),
+        properties={
+            "gapfill:product_contract_version": product.PRODUCT_CONTRACT_VERSION,
+            "gapfill:model_sha256": ds.attrs.get("model_sha256", ""),
+            "gapfill:days": len(times),
+            "gapfill:days_complete": int(done.sum()),
+        },
+    )
+    proj = ProjectionExtension.ext(item, add_if_missing=True)
+    proj.code = f"EPSG:{grid.epsg}"
+    proj.shape = list(grid.shape)
+    proj.transform = list(grid.transform)
+    proj.bbox = list(grid.bounds)
+    asset = pystac.Asset(
+        href=f"./{out.name}",
+        media_type=ZARR_MEDIA_TYPE,
+        roles=["data"],
+        title="filled Sentinel-2 reflectance, status flags and reference age (Zarr v3)",
+        extra_fields={"xarray:open_kwargs": {"engine": "zarr", "chunks": {}}},
+    )
+    item.add_asset("zarr", asset)
+    scale = layout.ENCODINGS[layout.S2]["scale_factor"]
+    RasterExtension.ext(asset, add_if_missing=True).bands = [
+        RasterBand.create(
+            nodata=0,
+            data_type=DataType.UINT16,
+            scale=scale,
+            offset=0.0,
+            spatial_resolution=grid.resolution,
+        )
+        for _ in S2_BANDS
+    ]
+    for band, rb in zip(S2_BANDS, asset.extra_fields["raster:bands"], strict=True):
+        rb["name"] = band
+    path = item_path(out)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(
+        json.dumps(item.to_dict(include_self_link=False, transform_hrefs=False), indent=2)
+    )
+    tmp.replace(path)
+    return path

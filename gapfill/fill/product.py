@@ -1,0 +1,127 @@
+"""The filled product contract (`filled.zarr`, Zarr v3), version 1.
+
+Same grid, `time` axis (created once from the cube), coords, CF packing and
+`spatial_ref` as the cube (`gapfill.cube.layout`):
+
+- `s2` (time, band, y, x): reflectance observed where clear, simulated where filled
+- `status` (time, y, x) uint8 CF flags: 0 nodata, 1 clear, 2 filled, 3 unfilled
+  (cloudy, with no usable reference or S1, or on a day below `--min-cloud`)
+- `reference_dt` (time, y, x) int16: age of the reference in days where filled (else -1)
+- `complete` (time) bool, written last for each day
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from gapfill.bands import S2_BANDS
+from gapfill.cube import layout
+from gapfill.grid import Grid
+
+__all__ = [
+    "PRODUCT_CONTRACT_VERSION",
+    "S2",
+    "STATUS",
+    "REFERENCE_DT",
+    "COMPLETE",
+    "DAY_VARS",
+    "NODATA",
+    "CLEAR",
+    "FILLED",
+    "UNFILLED",
+    "FLAG_MEANINGS",
+    "REFERENCE_DT_MISSING",
+    "product_template",
+    "product_encoding",
+]
+
+PRODUCT_CONTRACT_VERSION = "1"
+
+S2, STATUS, REFERENCE_DT, COMPLETE = layout.S2, "status", "reference_dt", layout.COMPLETE
+DAY_VARS = (S2, STATUS, REFERENCE_DT)
+NODATA, CLEAR, FILLED, UNFILLED = 0, 1, 2, 3
+FLAG_MEANINGS = ("nodata", "clear", "filled", "unfilled")
+REFERENCE_DT_MISSING = -1
+
+_ATTRS: dict[str, dict[str, Any]] = {
+    S2: {
+        "long_name": "surface reflectance, observed where clear, simulated where filled",
+        "units": "1",
+    },
+    STATUS: {
+        "long_name": "where each pixel of s2 comes from",
+        "flag_values": [NODATA, CLEAR, FILLED, UNFILLED],
+        "flag_meanings": " ".join(FLAG_MEANINGS),
+    },
+    # No "units: days": xarray would decode it to a timedelta.
+    REFERENCE_DT: {"long_name": "age of the reference (O1) in days where filled (days)"},
+    COMPLETE: {
+        "long_name": "day fully written",
+        "flag_values": [0, 1],
+        "flag_meanings": "incomplete complete",
+    },
+}
+
+
+def product_template(
+    grid: Grid, times: np.ndarray, chunk: int, attrs: Mapping[str, Any]
+) -> xr.Dataset:
+    """A lazy, all-missing product for the cube's `times` (written with `compute=False`)."""
+    import dask.array as da
+
+    h, w = grid.shape
+    y, x = grid.coords()
+    nt, nb = len(times), len(S2_BANDS)
+    cy, cx = min(chunk, h), min(chunk, w)
+    ds = xr.Dataset(
+        {
+            S2: (
+                ("time", "band", "y", "x"),
+                da.full((nt, nb, h, w), np.nan, dtype=np.float32, chunks=(1, nb, cy, cx)),
+            ),
+            STATUS: (
+                ("time", "y", "x"),
+                da.full((nt, h, w), NODATA, dtype=np.uint8, chunks=(1, cy, cx)),
+            ),
+            REFERENCE_DT: (
+                ("time", "y", "x"),
+                da.full((nt, h, w), REFERENCE_DT_MISSING, dtype=np.int16, chunks=(1, cy, cx)),
+            ),
+            COMPLETE: (("time",), np.zeros(nt, dtype=bool)),
+        },
+        coords={
+            "time": ("time", np.asarray(times, dtype="datetime64[ns]")),
+            "band": ("band", np.array(S2_BANDS, dtype=object)),
+            "y": ("y", y, {"units": "m", "standard_name": "projection_y_coordinate"}),
+            "x": ("x", x, {"units": "m", "standard_name": "projection_x_coordinate"}),
+            layout.SPATIAL_REF: layout.spatial_ref(grid),
+        },
+        attrs=dict(attrs),
+    )
+    for name in (*DAY_VARS, COMPLETE):
+        ds[name].attrs.update(_ATTRS[name])
+        if name != COMPLETE:
+            ds[name].attrs["grid_mapping"] = layout.SPATIAL_REF
+    ds.attrs["coordinates"] = layout.SPATIAL_REF
+    return ds
+
+
+def product_encoding(chunk: int, grid: Grid) -> dict[str, dict[str, Any]]:
+    """Zarr encodings: the cube's CF packing for `s2`, chunks time=1 and square spatial."""
+    h, w = grid.shape
+    cy, cx = min(chunk, h), min(chunk, w)
+    return {
+        S2: {**layout.ENCODINGS[layout.S2], "chunks": (1, len(S2_BANDS), cy, cx)},
+        STATUS: {"dtype": "uint8", "chunks": (1, cy, cx)},
+        REFERENCE_DT: {
+            "dtype": "int16",
+            "_FillValue": REFERENCE_DT_MISSING,
+            "chunks": (1, cy, cx),
+        },
+        COMPLETE: {**layout.ENCODINGS[layout.COMPLETE], "chunks": (1,)},
+        "time": {"units": "nanoseconds since 1970-01-01", "dtype": "int64"},
+    }

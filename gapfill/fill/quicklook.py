@@ -1,0 +1,84 @@
+"""Quicklooks of a filled product: true colour before / after / status, side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from gapfill.cube import layout
+from gapfill.errors import InputError
+from gapfill.fill import product
+
+__all__ = ["quicklook", "quicklook_dir"]
+
+MAX_SIDE = 1024
+# Reflectance shown as white; a gamma brightens vegetation and soil.
+_WHITE, _GAMMA = 0.3, 1 / 1.6
+_STATUS_RGB = {
+    product.NODATA: (0, 0, 0),
+    product.CLEAR: (150, 150, 150),
+    product.FILLED: (40, 190, 90),
+    product.UNFILLED: (220, 50, 50),
+}
+
+
+def quicklook_dir(out: str | Path) -> Path:
+    """`filled.zarr` -> `filled-quicklooks/` in the same folder."""
+    out = Path(out)
+    return out.with_name(out.name.removesuffix(".zarr") + "-quicklooks")
+
+
+def _rgb(s2: xr.DataArray) -> np.ndarray:
+    bands = [list(s2["band"].values).index(b) for b in ("B04", "B03", "B02")]
+    arr = np.asarray(s2.values, np.float32)[bands]
+    img = np.clip(np.nan_to_num(arr, nan=0.0) / _WHITE, 0, 1) ** _GAMMA
+    return (img.transpose(1, 2, 0) * 255).astype(np.uint8)
+
+
+def quicklook(filled: str | Path, day: str, png: str | Path) -> Path:
+    """Write a PNG of `day`: the cube's observation (clouds included, when the cube is
+    reachable; else the product's clear pixels), the filled image and the status flags."""
+    from PIL import Image, ImageDraw
+
+    try:
+        ds = xr.open_zarr(filled)
+    except Exception:
+        raise InputError(
+            f"{filled} is not a Zarr store: give a product of 'gapfill fill'"
+        ) from None
+    if ds.attrs.get("product_contract_version") != product.PRODUCT_CONTRACT_VERSION:
+        raise InputError(f"{filled} is not a gapfill filled product")
+    days = [str(t)[:10] for t in ds["time"].values]
+    if day not in days:
+        raise InputError(f"{day} is not a day of {filled} ({days[0]} to {days[-1]})")
+    t = days.index(day)
+    if not bool(ds[product.COMPLETE].values[t]):
+        raise InputError(f"{day} is not complete in {filled}: run 'gapfill fill' for it first")
+    step = max(1, int(np.ceil(max(ds.sizes["y"], ds.sizes["x"]) / MAX_SIDE)))
+    space = {"y": slice(None, None, step), "x": slice(None, None, step)}
+    after = ds[product.S2].isel(time=t, **space)
+    status = np.asarray(ds[product.STATUS].isel(time=t, **space).values)
+    cube_path = ds.attrs.get("cube", "")
+    if cube_path and Path(cube_path).exists():
+        before = layout.open_cube(cube_path)[layout.S2].sel(time=ds["time"].values[t]).isel(space)
+    else:
+        before = after.where(status == product.CLEAR)
+    flags = np.zeros((*status.shape, 3), np.uint8)
+    for value, rgb in _STATUS_RGB.items():
+        flags[status == value] = rgb
+    panels = [("observed", _rgb(before)), ("filled", _rgb(after)), ("status", flags)]
+    h, w = status.shape
+    gap, head = 4, 14
+    canvas = Image.new("RGB", (3 * w + 2 * gap, h + head), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for i, (name, img) in enumerate(panels):
+        canvas.paste(Image.fromarray(img), (i * (w + gap), head))
+        draw.text((i * (w + gap) + 2, 1), f"{name} {day}" if i == 0 else name, fill=(0, 0, 0))
+    png = Path(png)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    tmp = png.with_name(f".{png.name}.tmp.png")
+    canvas.save(tmp)
+    tmp.replace(png)
+    return png

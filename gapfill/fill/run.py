@@ -1,0 +1,552 @@
+"""`fill`: Dask-driven gap filling of a cube into the filled product, resumable.
+
+Units of work are (spatial chunk, group of days): a Dask task reads its window of the
+cube plus a halo of half the model's receptive field, fills it and writes whole chunks
+of the product itself. A day's `complete` flag is written after all its chunks, so a
+killed run re-run redoes exactly the days whose flag is false, with identical values.
+
+Concurrency: each run holds an exclusive lock per day it writes (files in a hidden
+folder beside the store), so two runs on disjoint days both land and a second run on
+days being written is refused; attrs are updated under a store-wide lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import itertools
+import json
+import logging
+import os
+import shutil
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+import zarr
+
+from gapfill._provenance import __version__, git_sha
+from gapfill.bands import S1_POLS, S2_BANDS
+from gapfill.cluster import dask_client
+from gapfill.cube import layout
+from gapfill.cube.reference import NONE, pick_reference
+from gapfill.errors import InputError
+from gapfill.fill import product
+from gapfill.fill.config import FillConfig
+from gapfill.fill.infer import Window, cached_model, fill_window, halo_of
+from gapfill.logs import progress_enabled
+from gapfill.models.card import ModelCard, load_model, weights_sha256
+from gapfill.models.methods import get_method
+from gapfill.normalize import NORM_CONTRACT_VERSION
+
+__all__ = ["fill", "FillReport", "FAULT_ENV"]
+
+log = logging.getLogger(__name__)
+
+# Deterministic fault injection for tests: SIGKILL the run after N finished tasks.
+FAULT_ENV = "GAPFILL_FILL_FAULT_AFTER_TASKS"
+
+
+@dataclass
+class FillReport:
+    """What a fill did; `mpx_per_s` counts product pixels (days x area) per second."""
+
+    path: str
+    run_id: str
+    days_filled: list[str] = field(default_factory=list)
+    days_copied: list[str] = field(default_factory=list)
+    days_skipped: dict[str, str] = field(default_factory=dict)
+    pixels_clear: int = 0
+    pixels_filled: int = 0
+    pixels_unfilled: int = 0
+    pixels_through_model: int = 0
+    seconds: float = 0.0
+    mpx_per_s: float = 0.0
+    quicklooks: list[str] = field(default_factory=list)
+    item: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _check_fit(card: ModelCard, cube: xr.Dataset, model_dir: str) -> None:
+    """A model may fill a cube only if it reads the cube's bands, pols and units."""
+    bands = tuple(str(b) for b in cube["band"].values)
+    pols = tuple(str(p) for p in cube["pol"].values)
+    problems = []
+    if tuple(card.bands) != bands or tuple(card.bands) != S2_BANDS:
+        problems.append(f"bands {list(card.bands)} vs the cube's {list(bands)}")
+    if tuple(card.polarisations) != pols or tuple(card.polarisations) != S1_POLS:
+        problems.append(f"polarisations {list(card.polarisations)} vs the cube's {list(pols)}")
+    if card.normalisation.version != NORM_CONTRACT_VERSION:
+        problems.append(
+            f"normalisation contract {card.normalisation.version} (this gapfill reads "
+            f"{NORM_CONTRACT_VERSION})"
+        )
+    if card.units.get("s1") != cube[layout.S1].attrs.get("units"):
+        problems.append(f"S1 units {card.units.get('s1')} vs the cube's dB")
+    try:
+        method = get_method(card.method)
+    except InputError:
+        problems.append(f"unknown method {card.method!r}")
+    else:
+        if tuple(card.input_channels) != tuple(method.channels) or card.task != method.task:
+            problems.append(f"input channels {list(card.input_channels)} of {card.method}")
+    if card.generator.in_channels != len(card.input_channels):
+        problems.append("generator input width differs from its input channels")
+    if problems:
+        raise InputError(
+            f"the model in {model_dir} does not fit cube {cube.encoding.get('source', '')}: "
+            + "; ".join(problems)
+            + " — use a model trained on cubes of this contract"
+        )
+
+
+def _select_days(cfg: FillConfig, times: np.ndarray) -> list[int]:
+    days = [str(t)[:10] for t in times]
+    if cfg.dates:
+        out = []
+        for d in cfg.dates:
+            iso = d.isoformat()
+            if iso not in days:
+                raise InputError(
+                    f"{iso} is not a day of cube {cfg.cube} ({len(days)} days, {days[0]} to "
+                    f"{days[-1]}): see 'gapfill cube info {cfg.cube}'"
+                )
+            out.append(days.index(iso))
+        return sorted(set(out))
+    lo = cfg.start.isoformat() if cfg.start else days[0]
+    hi = cfg.end.isoformat() if cfg.end else days[-1]
+    chosen = [i for i, d in enumerate(days) if lo <= d <= hi]
+    if not chosen:
+        raise InputError(
+            f"cube {cfg.cube} has no day from {lo} to {hi} (it covers {days[0]} to {days[-1]})"
+        )
+    return chosen
+
+
+def _attrs(cfg: FillConfig, cube: xr.Dataset, card: ModelCard, sha: str) -> dict[str, Any]:
+    keep = ("aoi", "epsg", "resolution", "bounds", "max_gap_days", "cube_contract_version")
+    return {
+        "product_contract_version": product.PRODUCT_CONTRACT_VERSION,
+        **{k: cube.attrs[k] for k in keep if k in cube.attrs},
+        "cube": str(Path(cfg.cube).resolve()),
+        "model_run": str(Path(cfg.model).resolve()),
+        "model_sha256": sha,
+        "model_card": card.model_dump_json(),
+        "fill_runs": "[]",
+        "software_version": __version__,
+        "git_sha": git_sha(),
+    }
+
+
+def _consolidate(path: Path) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        zarr.consolidate_metadata(str(path))
+
+
+def _lock_dir(out: Path) -> Path:
+    return out.parent / f".{out.name}.locks"
+
+
+@contextlib.contextmanager
+def _flock(path: Path, what: str) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(what) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _store_lock(out: Path) -> Iterator[None]:
+    """Exclusive (blocking) lock for creating the store and updating its attrs."""
+    lock = _lock_dir(out) / "store.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _open_or_create(
+    out: Path, cube: xr.Dataset, chunk: int, attrs: dict[str, Any], sha: str
+) -> xr.Dataset:
+    """The product store for this cube: created whole (template written aside and renamed
+    into place), or checked (grid, days, model) and extended when the cube has grown."""
+    grid = layout.grid_of(cube)
+    times = cube["time"].values
+    with _store_lock(out):
+        if not out.exists():
+            tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            product.product_template(grid, times, chunk, attrs).to_zarr(
+                tmp,
+                compute=False,
+                zarr_format=3,
+                consolidated=False,
+                encoding=product.product_encoding(chunk, grid),
+                mode="w-",
+            )
+            _consolidate(tmp)
+            tmp.rename(out)
+        try:
+            existing = xr.open_zarr(out, consolidated=False)
+        except Exception:
+            raise InputError(
+                f"{out} exists and is not a filled product: choose another --out"
+            ) from None
+        if existing.attrs.get("product_contract_version") != product.PRODUCT_CONTRACT_VERSION:
+            raise InputError(
+                f"{out} is not a gapfill product (contract "
+                f"{product.PRODUCT_CONTRACT_VERSION}): choose another --out"
+            )
+        if layout.grid_of(existing) != grid:
+            raise InputError(
+                f"{out} belongs to another cube grid (EPSG:{existing.attrs['epsg']}, "
+                f"{existing.attrs['bounds']}): choose another --out"
+            )
+        old = existing["time"].values
+        if len(old) > len(times) or not np.array_equal(old, times[: len(old)]):
+            raise InputError(f"{out} was made from a cube with other days: choose another --out")
+        if existing.attrs.get("model_sha256") != sha:
+            raise InputError(
+                f"{out} was filled by model {existing.attrs.get('model_sha256', '?')[:12]}, "
+                f"not {sha[:12]}: fill into another --out"
+            )
+        if len(old) < len(times):
+            new = product.product_template(grid, times[len(old) :], chunk, dict(existing.attrs))
+            new.drop_vars(["band", "x", "y", layout.SPATIAL_REF]).to_zarr(
+                out, compute=False, zarr_format=3, consolidated=False, append_dim="time"
+            )
+            _consolidate(out)
+            existing = xr.open_zarr(out, consolidated=False)
+            log.info("product extended by %d new cube days", len(times) - len(old))
+    return existing
+
+
+def _day_stats(cube: xr.Dataset, days: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per day: cloudy share (%) of observed pixels, and whether any pixel has S1."""
+    import dask
+
+    sub = cube.isel(time=days)
+    observed = sub[layout.S2].isel(band=0).notnull()
+    cloudy = observed & ~sub[layout.CLEAR]
+    has_s1 = layout.has_s1(sub[layout.S1_ORBIT]).any(("y", "x"))
+    n_obs, n_cloudy, s1 = dask.compute(observed.sum(("y", "x")), cloudy.sum(("y", "x")), has_s1)
+    share = 100.0 * np.asarray(n_cloudy, float) / np.maximum(np.asarray(n_obs, float), 1)
+    return share, np.asarray(s1, bool)
+
+
+_CUBES: dict[tuple[str, int], xr.Dataset] = {}
+
+
+def _cube_for_task(path: str, n_times: int) -> xr.Dataset:
+    key = (path, n_times)
+    if key not in _CUBES:
+        _CUBES.clear()
+        _CUBES[key] = layout.open_cube(path, chunks=None)
+    return _CUBES[key]
+
+
+def _fill_task(
+    cube_path: str,
+    n_times: int,
+    out: str,
+    model_dir: str,
+    sha: str,
+    device: str,
+    targets: list[int],
+    fill_days: list[bool],
+    box: tuple[int, int, int, int],
+    tile: int,
+    batch: int,
+) -> dict[str, int]:
+    """Fill days `targets` (cube time indices) over the chunk `box` = (y0, y1, x0, x1) and
+    write it into the product; runs on a Dask worker."""
+    model, card = cached_model(model_dir, sha, device)
+    ds = _cube_for_task(cube_path, n_times)
+    halo = halo_of(card)
+    y0, y1, x0, x1 = box
+    h, w = ds.sizes["y"], ds.sizes["x"]
+    ya, yb, xa, xb = max(y0 - halo, 0), min(y1 + halo, h), max(x0 - halo, 0), min(x1 + halo, w)
+    space = {"y": slice(ya, yb), "x": slice(xa, xb)}
+    times = ds["time"].values
+    needed = set(targets)
+    if card.task == "B" and any(fill_days):
+        limit = np.timedelta64(card.reference.lookback_days, "D")
+        first = min(targets)
+        while first > 0 and times[max(targets)] - times[first - 1] <= limit:
+            first -= 1
+        span = list(range(first, max(targets) + 1))
+        clear = ds[layout.CLEAR].isel(time=span, **space).values
+        orbit = ds[layout.S1_ORBIT].isel(time=span, **space).values
+        for t, do in zip(targets, fill_days, strict=True):
+            if do:
+                ref, _ = pick_reference(times[span], span.index(t), clear, orbit, card.reference)
+                needed.update(span[int(k)] for k in np.unique(ref[ref != NONE]))
+    days = sorted(needed)
+    sub = ds.isel(time=days, **space)
+    win = Window(
+        times=times[days],
+        s2=np.asarray(sub[layout.S2].values, np.float32),
+        s1=np.asarray(sub[layout.S1].values, np.float32),
+        clear=np.asarray(sub[layout.CLEAR].values, bool),
+        orbit=np.asarray(sub[layout.S1_ORBIT].values),
+    )
+    res = fill_window(
+        win, [days.index(t) for t in targets], fill_days, model, card, tile=tile, batch=batch
+    )
+    inner = (slice(y0 - ya, y1 - ya), slice(x0 - xa, x1 - xa))
+    for j, t in enumerate(targets):
+        piece = xr.Dataset(
+            {
+                product.S2: (("time", "band", "y", "x"), res.s2[j : j + 1, :, *inner]),
+                product.STATUS: (("time", "y", "x"), res.status[j : j + 1, *inner]),
+                product.REFERENCE_DT: (("time", "y", "x"), res.reference_dt[j : j + 1, *inner]),
+            }
+        )
+        piece.to_zarr(
+            out,
+            region={"time": slice(t, t + 1), "y": slice(y0, y1), "x": slice(x0, x1)},
+            mode="r+",
+            zarr_format=3,
+            consolidated=False,
+        )
+    status = res.status[:, *inner]
+    return {
+        "clear": int((status == product.CLEAR).sum()),
+        "filled": int((status == product.FILLED).sum()),
+        "unfilled": int((status == product.UNFILLED).sum()),
+        "model_px": res.model_px,
+    }
+
+
+def _chunk_boxes(h: int, w: int, chunk: int) -> list[tuple[int, int, int, int]]:
+    return [
+        (y0, min(y0 + chunk, h), x0, min(x0 + chunk, w))
+        for y0 in range(0, h, chunk)
+        for x0 in range(0, w, chunk)
+    ]
+
+
+class _Progress:
+    """A rich bar on a terminal, a log line per finished day group otherwise."""
+
+    def __init__(self, total: int) -> None:
+        self.bar = None
+        if progress_enabled():
+            from rich.progress import Progress
+
+            self.bar = Progress()
+            self.bar.start()
+            self.task = self.bar.add_task("fill", total=total)
+
+    def advance(self) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def fill(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillReport:
+    """Fill the cloudy days of `cfg.cube` with the model in `cfg.model` into `cfg.out`."""
+    t_start = time.perf_counter()
+    out = Path(cfg.out).resolve()
+    cube = layout.open_cube(cfg.cube)
+    _, card = load_model(cfg.model)
+    _check_fit(card, cube, cfg.model)
+    sha = weights_sha256(Path(cfg.model) / "model.pt")
+    chosen = _select_days(cfg, cube["time"].values)
+    grid = layout.grid_of(cube)
+    cube_chunk = int(cube[layout.S2].encoding.get("chunks", (1, 4, 1024, 1024))[-1])
+    chunk = cfg.chunk or cube_chunk
+    if chunk < halo_of(card):
+        raise InputError(f"--chunk {chunk} is smaller than the model's halo {halo_of(card)} px")
+    report = FillReport(str(out), uuid.uuid4().hex[:12])
+    days = [str(t)[:10] for t in cube["time"].values]
+    complete_cube = cube[layout.COMPLETE].values
+    existing = _open_or_create(out, cube, chunk, _attrs(cfg, cube, card, sha), sha)
+    with dask_client(dask_scheduler) as client:
+        share, has_s1 = _day_stats(cube, chosen)
+        chunk = int(existing[product.S2].encoding["chunks"][-1])
+        done = existing[product.COMPLETE].values
+        todo: list[tuple[int, bool]] = []
+        for k, t in enumerate(chosen):
+            if not complete_cube[t]:
+                report.days_skipped[days[t]] = "the cube's day is incomplete (re-run build-cube)"
+            elif done[t] and not cfg.overwrite:
+                report.days_skipped[days[t]] = "already complete (use --overwrite to redo)"
+            elif share[k] > cfg.min_cloud and not has_s1[k]:
+                report.days_skipped[days[t]] = "no Sentinel-1 within the cube's max gap: copied"
+                todo.append((t, False))
+            else:
+                todo.append((t, bool(share[k] > cfg.min_cloud)))
+        for day, why in report.days_skipped.items():
+            log.info("%s: %s", day, why)
+        locks = contextlib.ExitStack()
+        with locks:
+            for t, _ in todo:
+                locks.enter_context(
+                    _flock(
+                        _lock_dir(out) / f"{days[t]}.lock",
+                        f"{days[t]} is being filled by another run into {out}: wait for it "
+                        "or choose other --dates",
+                    )
+                )
+            group = zarr.open_group(str(out), mode="r+", zarr_format=3, use_consolidated=False)
+            flags = group[product.COMPLETE]
+            assert isinstance(flags, zarr.Array)
+            for t, _ in todo:
+                flags[t] = False
+            _run_tasks(
+                client, cfg, out, sha, todo, chunk, grid.shape, len(days), flags, report, days
+            )
+            for t, do in todo:
+                (report.days_filled if do else report.days_copied).append(days[t])
+            with _store_lock(out):
+                # Re-read under the lock: another run may have appended since we opened.
+                group = zarr.open_group(str(out), mode="r+", zarr_format=3, use_consolidated=False)
+                runs = json.loads(str(group.attrs.get("fill_runs", "[]")))
+                runs.append(
+                    {
+                        "run_id": report.run_id,
+                        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        "config": json.loads(cfg.model_dump_json()),
+                        "days_filled": report.days_filled,
+                        "days_copied": report.days_copied,
+                        "software_version": __version__,
+                        "git_sha": git_sha(),
+                    }
+                )
+                group.attrs["fill_runs"] = json.dumps(runs)
+                _consolidate(out)
+                from gapfill.fill.item import write_item
+
+                report.item = str(write_item(out))
+    report.seconds = round(time.perf_counter() - t_start, 2)
+    area = len(todo) * grid.shape[0] * grid.shape[1]
+    report.mpx_per_s = round(area / 1e6 / max(report.seconds, 1e-9), 3)
+    if cfg.quicklooks and todo:
+        from gapfill.fill.quicklook import quicklook, quicklook_dir
+
+        for t, _ in todo:
+            png = quicklook_dir(out) / f"{days[t]}.png"
+            quicklook(out, days[t], png)
+            report.quicklooks.append(str(png))
+    log.info(
+        "filled %d days, copied %d, skipped %d: %d px filled, %d unfilled, %.2f Mpx/s",
+        len(report.days_filled),
+        len(report.days_copied),
+        len(report.days_skipped),
+        report.pixels_filled,
+        report.pixels_unfilled,
+        report.mpx_per_s,
+    )
+    return report
+
+
+class _Fault:
+    def __init__(self) -> None:
+        raw = os.environ.get(FAULT_ENV)
+        self.limit = int(raw) if raw else None
+        self.count = 0
+
+    def done(self) -> None:
+        self.count += 1
+        if self.limit is not None and self.count >= self.limit:
+            log.error("fault injection: killing the fill after %d tasks", self.count)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _run_tasks(
+    client: Any,
+    cfg: FillConfig,
+    out: Path,
+    sha: str,
+    todo: list[tuple[int, bool]],
+    chunk: int,
+    shape: tuple[int, int],
+    n_times: int,
+    flags: zarr.Array,
+    report: FillReport,
+    names: list[str],
+) -> None:
+    """Submit (chunk, day group) tasks with a bounded number in flight; a group's days are
+    flagged complete as soon as all its chunks are written."""
+    from distributed import as_completed
+
+    boxes = _chunk_boxes(*shape, chunk)
+    groups = [todo[i : i + cfg.days_per_task] for i in range(0, len(todo), cfg.days_per_task)]
+    jobs = [(g, box) for g in range(len(groups)) for box in boxes]
+    remaining = {g: len(boxes) for g in range(len(groups))}
+    window = max(2, 3 * sum(client.nthreads().values()))
+    cube_path = str(Path(cfg.cube).resolve())
+    model_dir = str(Path(cfg.model).resolve())
+    fault = _Fault()
+    progress = _Progress(len(jobs))
+    group_of: dict[str, int] = {}
+
+    def submit(g: int, box: tuple[int, int, int, int]) -> Any:
+        targets = [t for t, _ in groups[g]]
+        fill_days = [do for _, do in groups[g]]
+        fut = client.submit(
+            _fill_task,
+            cube_path,
+            n_times,
+            str(out),
+            model_dir,
+            sha,
+            cfg.device,
+            targets,
+            fill_days,
+            box,
+            cfg.tile,
+            cfg.batch,
+            pure=False,
+        )
+        group_of[fut.key] = g
+        return fut
+
+    queue = iter(jobs)
+    running = as_completed([submit(*job) for job in itertools.islice(queue, window)])
+    try:
+        for fut in running:
+            counts = fut.result()
+            report.pixels_clear += counts["clear"]
+            report.pixels_filled += counts["filled"]
+            report.pixels_unfilled += counts["unfilled"]
+            report.pixels_through_model += counts["model_px"]
+            progress.advance()
+            g = group_of.pop(fut.key)
+            remaining[g] -= 1
+            if remaining[g] == 0:
+                for t, _ in groups[g]:
+                    flags[t] = True
+                log.info("written: %s", ", ".join(names[t] for t, _ in groups[g]))
+            fault.done()
+            nxt = next(queue, None)
+            if nxt is not None:
+                running.add(submit(*nxt))
+        if any(remaining.values()):
+            raise RuntimeError(f"fill tasks lost: {remaining}")
+    finally:
+        progress.close()

@@ -1,0 +1,321 @@
+"""`gapfill fill` end to end: real Dask LocalCluster, real Zarr, cubes built from the
+local STAC API (session fixtures)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from gapfill.cube import layout
+from gapfill.errors import InputError
+from gapfill.fill import FillConfig, fill, product
+from gapfill.fill.run import FAULT_ENV
+from tests.conftest import save_untrained_model
+
+pytestmark = pytest.mark.timeout(300)
+
+CLI = [sys.executable, "-m", "gapfill.cli"]
+
+
+def _fill(cube: Path, model: Path, out: Path, address: str, **kw) -> object:
+    return fill(
+        FillConfig(cube=str(cube), model=str(model), out=str(out), **kw), dask_scheduler=address
+    )
+
+
+def _values(path: Path) -> dict[str, np.ndarray]:
+    ds = xr.open_zarr(path)
+    return {n: ds[n].values for n in (*product.DAY_VARS, product.COMPLETE)}
+
+
+def _assert_same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory, cube_pc, model_tiny, dask_address) -> tuple[Path, object]:
+    """The 64 px cube filled once, uninterrupted: the reference the other tests compare to."""
+    out = tmp_path_factory.mktemp("filled") / "filled.zarr"
+    return out, _fill(cube_pc, model_tiny, out, dask_address)
+
+
+def test_fill_keeps_observed_pixels_and_fills_cloudy_ones(filled, cube_pc):
+    out, report = filled
+    ds = xr.open_zarr(out)
+    cube = xr.open_zarr(cube_pc)
+    assert ds.sizes == {"time": cube.sizes["time"], "band": 4, "y": 64, "x": 64}
+    assert bool(ds[product.COMPLETE].all())
+    s2, status = ds[product.S2].values, ds[product.STATUS].values
+    obs, clear = cube[layout.S2].values, cube[layout.CLEAR].values
+    observed = np.isfinite(obs).all(axis=1)
+    # Clear observed pixels are copied bit for bit; flags say where each pixel comes from.
+    np.testing.assert_array_equal(status == product.CLEAR, clear & observed)
+    np.testing.assert_array_equal(
+        s2.transpose(1, 0, 2, 3)[:, clear & observed],
+        obs.transpose(1, 0, 2, 3)[:, clear & observed],
+    )
+    np.testing.assert_array_equal(status == product.NODATA, ~observed)
+    cloudy = observed & ~clear
+    np.testing.assert_array_equal(np.isin(status, [product.FILLED, product.UNFILLED]), cloudy)
+    done = status == product.FILLED
+    assert done.sum() > 1000 and report.pixels_filled == done.sum()
+    sim = s2.transpose(1, 0, 2, 3)[:, done]
+    assert np.isfinite(sim).all() and sim.min() >= 0 and sim.max() <= 0.6 + 1e-4
+    assert np.isnan(s2.transpose(1, 0, 2, 3)[:, status == product.UNFILLED]).all()
+    # The reference is an earlier cube day: its age is one of the day differences.
+    ages = ds[product.REFERENCE_DT].values
+    days = (cube["time"].values - cube["time"].values[0]).astype("timedelta64[D]").astype(int)
+    for t in range(len(days)):
+        got = set(np.unique(ages[t][done[t]]).astype(int))
+        assert got <= {days[t] - d for d in days[:t]}, (t, got)
+    assert np.isnan(ages[~done]).all()
+    assert report.days_filled and not report.days_skipped
+
+
+def test_product_opens_plainly_with_crs_flags_item_and_quicklooks(filled):
+    import cf_xarray  # noqa: F401  (registers .cf)
+    import pystac
+    import rioxarray  # noqa: F401  (registers .rio)
+
+    out, report = filled
+    ds = xr.open_zarr(out)
+    assert ds.rio.crs.to_epsg() == 32649
+    assert ds[product.STATUS].dtype == np.uint8
+    n_filled = int((ds[product.STATUS].cf == "filled").sum())
+    assert n_filled == report.pixels_filled
+    assert json.loads(ds.attrs["model_card"])["method"] == "mtcnn"
+    assert len(ds.attrs["model_sha256"]) == 64
+    item = pystac.Item.from_file(report.item)
+    assert item.properties["proj:code"] == "EPSG:32649"
+    assert item.properties["proj:shape"] == [64, 64]
+    href = Path(report.item).parent / item.assets["zarr"].href
+    assert href.resolve() == out.resolve()
+    assert item.properties["gapfill:days_complete"] == ds.sizes["time"]
+    assert len(report.quicklooks) == ds.sizes["time"]
+    png = Path(report.quicklooks[1]).read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_second_run_skips_complete_days_and_changes_nothing(
+    filled, cube_pc, model_tiny, dask_address
+):
+    out, _ = filled
+    before = _values(out)
+    report = _fill(cube_pc, model_tiny, out, dask_address, quicklooks=False)
+    assert not report.days_filled and len(report.days_skipped) == len(before["complete"])
+    _assert_same(before, _values(out))
+
+
+def test_results_do_not_depend_on_chunk_or_tile_size(
+    tmp_path, filled, cube_pc, model_tiny, dask_address
+):
+    """The cube has 32 px chunks; one 64 px chunk and one 64 px tile is a full-image pass."""
+    whole = tmp_path / "whole.zarr"
+    _fill(cube_pc, model_tiny, whole, dask_address, chunk=64, tile=64, quicklooks=False)
+    small = tmp_path / "small.zarr"
+    _fill(cube_pc, model_tiny, small, dask_address, tile=16, batch=3, quicklooks=False)
+    assert xr.open_zarr(small)[product.S2].encoding["chunks"][-1] == 32
+    a, b = _values(whole), _values(small)
+    for name in (product.STATUS, product.REFERENCE_DT, product.COMPLETE):
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    # Exact halo: the same sums, in an order oneDNN picks per tile shape (~1e-7), so at
+    # most a rare 1-DN flip of the uint16 packing.
+    np.testing.assert_allclose(a[product.S2], b[product.S2], rtol=0, atol=1.001e-4)
+    same = (a[product.S2] == b[product.S2]) | (np.isnan(a[product.S2]) & np.isnan(b[product.S2]))
+    assert np.mean(~same) < 1e-3
+
+
+def _cli_fill(cube: Path, model: Path, out: Path, *extra: str, env: dict | None = None):
+    return subprocess.run(
+        [
+            *CLI,
+            "fill",
+            "--cube",
+            str(cube),
+            "--model",
+            str(model),
+            "--out",
+            str(out),
+            "--no-quicklooks",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=240,
+    )
+
+
+def test_resume_after_an_injected_kill_equals_an_uninterrupted_run(
+    tmp_path, filled, cube_pc, model_tiny, dask_address
+):
+    out = tmp_path / "filled.zarr"
+    r = _cli_fill(cube_pc, model_tiny, out, "--dask-scheduler", dask_address, env={FAULT_ENV: "3"})
+    assert r.returncode == -signal.SIGKILL, r.stderr[-2000:]
+    complete = xr.open_zarr(out)[product.COMPLETE].values
+    assert not complete.all()
+    r = _cli_fill(cube_pc, model_tiny, out, "--dask-scheduler", dask_address)
+    assert r.returncode == 0, r.stderr[-2000:]
+    _assert_same(_values(filled[0]), _values(out))
+
+
+def test_resume_after_a_real_sigkill_equals_an_uninterrupted_run(
+    tmp_path, filled, cube_pc, model_tiny
+):
+    """The run owns its LocalCluster here: a SIGKILL mid-way must leave no half-day."""
+    out = tmp_path / "filled.zarr"
+    proc = subprocess.Popen(
+        [
+            *CLI,
+            "fill",
+            "--cube",
+            str(cube_pc),
+            "--model",
+            str(model_tiny),
+            "--out",
+            str(out),
+            "--no-quicklooks",
+            "--tile",
+            "16",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        chunks = list((out / product.S2 / "c").rglob("*")) if (out / product.S2).exists() else []
+        if sum(p.is_file() for p in chunks) >= 4:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    r = _cli_fill(cube_pc, model_tiny, out)
+    assert r.returncode == 0, r.stderr[-2000:]
+    _assert_same(_values(filled[0]), _values(out))
+
+
+def test_two_runs_on_disjoint_days_both_land(tmp_path, filled, cube_pc, model_tiny, dask_address):
+    out = tmp_path / "filled.zarr"
+    days = [str(t)[:10] for t in xr.open_zarr(cube_pc)["time"].values]
+    half = len(days) // 2
+    procs = [
+        subprocess.Popen(
+            [
+                *CLI,
+                "fill",
+                "--cube",
+                str(cube_pc),
+                "--model",
+                str(model_tiny),
+                "--out",
+                str(out),
+                "--no-quicklooks",
+                "--dask-scheduler",
+                dask_address,
+                "--dates",
+                ",".join(part),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for part in (days[:half], days[half:])
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=240)
+        assert p.returncode == 0, err[-2000:]
+    _assert_same(_values(filled[0]), _values(out))
+    runs = json.loads(xr.open_zarr(out).attrs["fill_runs"])
+    assert len(runs) == 2
+
+
+def test_a_second_run_on_days_being_written_is_refused(
+    tmp_path, filled, cube_pc, model_tiny, dask_address
+):
+    from gapfill.fill.run import _flock, _lock_dir
+
+    out = tmp_path / "filled.zarr"
+    day = str(xr.open_zarr(cube_pc)["time"].values[3])[:10]
+    with _flock(_lock_dir(out) / f"{day}.lock", "held by the test"):
+        with pytest.raises(InputError, match="being filled by another run"):
+            _fill(cube_pc, model_tiny, out, dask_address, dates=(day,), quicklooks=False)
+    report = _fill(cube_pc, model_tiny, out, dask_address, dates=(day,), quicklooks=False)
+    assert report.days_filled == [day] or report.days_copied == [day]
+    t = 3
+    ref = _values(filled[0])
+    got = _values(out)
+    for name in product.DAY_VARS:
+        np.testing.assert_array_equal(got[name][t], ref[name][t])
+
+
+def test_a_day_without_s1_is_copied_with_the_reason(tmp_path, cube_pc, model_tiny, dask_address):
+    import zarr
+
+    cube = tmp_path / "cube.zarr"
+    shutil.copytree(cube_pc, cube)
+    ds = xr.open_zarr(cube)
+    share = (~ds[layout.CLEAR]).mean(("y", "x")).values
+    t = int(np.argmax(share))
+    group = zarr.open_group(str(cube), mode="r+")
+    group[layout.S1_ORBIT][t] = layout.S1_ORBIT_MISSING
+    group[layout.S1][t] = -32768
+    group[layout.S1_DT][t] = layout.S1_DT_MISSING
+    out = tmp_path / "filled.zarr"
+    report = _fill(cube, model_tiny, out, dask_address, quicklooks=False)
+    day = str(ds["time"].values[t])[:10]
+    assert "no Sentinel-1" in report.days_skipped[day]
+    status = xr.open_zarr(out)[product.STATUS].values[t]
+    assert (status == product.UNFILLED).sum() > 0 and (status == product.FILLED).sum() == 0
+
+
+def test_bad_inputs_say_what_to_do_and_keep_what_was_written(tmp_path, filled, cube_pc, model_tiny):
+    out, _ = filled
+    before = _values(out)
+
+    def fails(*args: str, match: str, model: Path = model_tiny, cube: Path = cube_pc) -> None:
+        r = _cli_fill(cube, model, out, *args)
+        assert r.returncode == 2, r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("gapfill: error:"), r.stderr
+        assert match in lines[0], lines[0]
+
+    fails("--dates", "2019-01-01", match="is not a day of cube")
+    foreign = tmp_path / "foreign"
+    shutil.copytree(model_tiny, foreign)
+    card = json.loads((foreign / "model.json").read_text())
+    card["bands"] = ["B02", "B03", "B04", "B8A"]
+    (foreign / "model.json").write_text(json.dumps(card))
+    fails(match="does not fit cube", model=foreign)
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(model_tiny, corrupt)
+    (corrupt / "model.pt").write_bytes(b"not a checkpoint")
+    fails(match="cannot be loaded", model=corrupt)
+    other = tmp_path / "other"
+    save_untrained_model(other, seed=1)
+    fails(match="was filled by model", model=other)
+    fails("--start", "2030-01-01", match="has no day from")
+    fails("--dates", "2022-01-01", "--start", "2022-01-01", match="not both")
+    _assert_same(before, _values(out))
+
+
+def test_an_output_of_another_grid_or_kind_is_refused(filled, cube_pc, cube_es, model_tiny):
+    out, _ = filled
+    before = _values(out)
+    r = _cli_fill(cube_es, model_tiny, out)
+    assert r.returncode == 2 and "belongs to another cube grid" in r.stderr, r.stderr
+    _assert_same(before, _values(out))
+    r = _cli_fill(cube_pc, model_tiny, cube_pc)
+    assert r.returncode == 2 and "not a gapfill product" in r.stderr, r.stderr
+    assert layout.open_cube(cube_pc)[layout.COMPLETE].values.all()

@@ -1,0 +1,110 @@
+"""The fill kernel on small arrays: tiled inference with the halo, flags, references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gapfill.cube import layout
+from gapfill.fill import product
+from gapfill.fill.infer import Window, fill_window, halo_of, tiled_forward
+from gapfill.models import build_generator, get_method, receptive_field
+from gapfill.models.card import ModelCard
+
+
+def _model(method: str = "mtcnn", preset: str = "test-tiny"):
+    torch.manual_seed(0)
+    g = build_generator(method, preset).eval()
+    m = get_method(method)
+    card = ModelCard(
+        method=method,
+        task=m.task,
+        preset=preset,
+        generator=g.cfg,
+        input_channels=m.channels,
+        receptive_field_px=receptive_field(g),
+    )
+    return g, card
+
+
+@pytest.mark.parametrize("tile", [7, 16, 40])
+def test_tiles_with_the_halo_equal_one_full_pass_and_less_halo_does_not(tile):
+    g, card = _model()
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (2, 8, 40, 52)).astype(np.float32)
+    with torch.inference_mode():
+        full = g(torch.from_numpy(x)).numpy()
+    halo = halo_of(card)
+    tiled = tiled_forward(g, x, tile=tile, halo=halo, batch=4)
+    np.testing.assert_allclose(tiled, full, rtol=0, atol=2e-6)
+    if tile < 40:
+        short = tiled_forward(g, x, tile=tile, halo=halo - 2, batch=4)
+        # An untrained net barely looks far, yet a short halo shows 100x the rounding noise.
+        noise = max(float(np.abs(tiled - full).max()), 1e-7)
+        assert np.abs(short - full).max() > 100 * noise
+
+
+def _window(t: int = 4, size: int = 24, seed: int = 0) -> Window:
+    rng = np.random.default_rng(seed)
+    times = np.array([np.datetime64("2022-01-01") + np.timedelta64(10 * i, "D") for i in range(t)])
+    s2 = rng.uniform(0.02, 0.4, (t, 4, size, size)).astype(np.float32)
+    s1 = rng.uniform(-20, -5, (t, 2, size, size)).astype(np.float32)
+    clear = np.ones((t, size, size), bool)
+    orbit = np.full((t, size, size), 11, np.int16)
+    return Window(times.astype("datetime64[ns]"), s2, s1, clear, orbit)
+
+
+def test_flags_and_values_follow_the_reference_rule():
+    g, card = _model()
+    w = _window()
+    t = 3
+    w.clear[t, :12] = False  # cloudy top half on the target day
+    w.s2[t, :, 20:, :] = np.nan  # no observation at the bottom
+    w.clear[t, 20:] = False
+    w.clear[:t, :4, :4] = False  # never clear before: no reference there
+    w.orbit[2, 4:8, :] = 113  # another orbit on the latest earlier day
+    w.s1[t, :, 8:10, 0:3] = np.nan  # no S1 on the target day
+    w.orbit[t, 8:10, 0:3] = layout.S1_ORBIT_MISSING
+    res = fill_window(w, [t], [True], g, card, tile=16, batch=2)
+    st = res.status[0]
+    assert (st[20:] == product.NODATA).all()
+    assert (st[12:20] == product.CLEAR).all()
+    np.testing.assert_array_equal(res.s2[0][:, 12:20], w.s2[t][:, 12:20])
+    assert (st[:4, :4] == product.UNFILLED).all()
+    assert (st[8:10, 0:3] == product.UNFILLED).all()
+    filled = st == product.FILLED
+    assert filled[:12].sum() == 12 * 24 - 16 - 6
+    assert np.isnan(res.s2[0][:, ~filled & (st != product.CLEAR)]).all()
+    # Same orbit: rows 4..7 skip day 2 (orbit 113) and take day 1, 20 days back.
+    assert (res.reference_dt[0][4:8, 4:] == 20).all()
+    assert (res.reference_dt[0][8:12, 4:] == 10).all()
+    assert (res.reference_dt[0][~filled] == product.REFERENCE_DT_MISSING).all()
+    sim = res.s2[0][:, filled]
+    assert np.isfinite(sim).all() and sim.min() >= 0 and sim.max() <= 0.6
+
+
+def test_a_day_not_chosen_for_filling_keeps_its_clouds_unfilled():
+    g, card = _model()
+    w = _window()
+    w.clear[3, :5] = False
+    res = fill_window(w, [3], [False], g, card, tile=16, batch=2)
+    assert (res.status[0][:5] == product.UNFILLED).all() and res.model_px == 0
+
+
+def test_task_a_models_need_no_reference():
+    g, card = _model("cnn")
+    w = _window()
+    w.clear[:, :6] = False  # never clear: no reference anywhere at the top
+    res = fill_window(w, [3], [True], g, card, tile=16, batch=2)
+    assert (res.status[0][:6] == product.FILLED).all()
+    assert (res.reference_dt[0] == product.REFERENCE_DT_MISSING).all()
+
+
+def test_the_output_of_a_tile_does_not_depend_on_the_other_days_filled_with_it():
+    g, card = _model()
+    w = _window(t=6)
+    w.clear[2:, 3:9] = False
+    together = fill_window(w, [2, 3, 4, 5], [True] * 4, g, card, tile=16, batch=8)
+    alone = fill_window(w, [4], [True], g, card, tile=16, batch=8)
+    np.testing.assert_array_equal(together.s2[2], alone.s2[0])
