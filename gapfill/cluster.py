@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +19,10 @@ def dask_client(address: str | None, n_workers: int | None = None) -> Iterator[A
     one thread each (torch and GDAL then do not oversubscribe the cores)."""
     from distributed import Client, LocalCluster
 
+    # distributed sets its loggers to INFO on import (cluster start/stop chatter); keep
+    # them at WARNING unless the user asked for DEBUG.
+    if logging.getLogger("gapfill").getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("distributed").setLevel(logging.WARNING)
     if address:
         try:
             client = Client(address, timeout="10s")

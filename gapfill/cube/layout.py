@@ -47,6 +47,7 @@ __all__ = [
     "check_region_aligned",
     "open_cube",
     "has_s1",
+    "S2_MIN_VALID",
 ]
 
 CUBE_CONTRACT_VERSION = "1"
@@ -58,6 +59,8 @@ S1_VARS = (S1, S1_DT, S1_ORBIT)
 S1_DT_MISSING = -128
 S1_ORBIT_MISSING = 0
 S2_SCALE = 1e-4
+# The smallest reflectance the packing can hold: 0 packs to the _FillValue (no data).
+S2_MIN_VALID = S2_SCALE
 S1_SCALE = 0.01
 
 ENCODINGS: dict[str, dict[str, Any]] = {

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gapfill.cube import layout
 from gapfill.cube.reference import NONE, compose_reference, pick_reference
 from gapfill.fill import product
 from gapfill.models.card import ModelCard, load_model
@@ -185,7 +186,8 @@ def fill_window(
         sim = tiled_forward(model, np.stack(inputs), tile=tile, halo=halo_of(card), batch=batch)
         for k, j in enumerate(slots):
             todo = masks[k]
-            s2_out[j][:, todo] = norm.optical_inverse(sim[k])[:, todo]
+            refl = np.maximum(norm.optical_inverse(sim[k]), layout.S2_MIN_VALID)
+            s2_out[j][:, todo] = refl[:, todo]
             status[j][todo] = product.FILLED
             ref_dt[j][todo] = ages[k][todo]
         model_px = len(inputs) * h * w

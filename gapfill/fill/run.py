@@ -66,6 +66,7 @@ class FillReport:
     pixels_filled: int = 0
     pixels_unfilled: int = 0
     pixels_through_model: int = 0
+    model_windows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     mpx_per_s: float = 0.0
     quicklooks: list[str] = field(default_factory=list)
@@ -277,7 +278,7 @@ def _fill_task(
     box: tuple[int, int, int, int],
     tile: int,
     batch: int,
-) -> dict[str, int]:
+) -> dict[str, Any]:
     """Fill days `targets` (cube time indices) over the chunk `box` = (y0, y1, x0, x1) and
     write it into the product; runs on a Dask worker."""
     model, card = cached_model(model_dir, sha, device)
@@ -335,6 +336,7 @@ def _fill_task(
         "filled": int((status == product.FILLED).sum()),
         "unfilled": int((status == product.UNFILLED).sum()),
         "model_px": res.model_px,
+        "windows": {f"{yb - ya}x{xb - xa}": res.model_px // ((yb - ya) * (xb - xa))},
     }
 
 
@@ -535,6 +537,9 @@ def _run_tasks(
             report.pixels_filled += counts["filled"]
             report.pixels_unfilled += counts["unfilled"]
             report.pixels_through_model += counts["model_px"]
+            for shape, n in counts["windows"].items():
+                if n:
+                    report.model_windows[shape] = report.model_windows.get(shape, 0) + n
             progress.advance()
             g = group_of.pop(fut.key)
             remaining[g] -= 1

@@ -108,3 +108,17 @@ def test_the_output_of_a_tile_does_not_depend_on_the_other_days_filled_with_it()
     together = fill_window(w, [2, 3, 4, 5], [True] * 4, g, card, tile=16, batch=8)
     alone = fill_window(w, [4], [True], g, card, tile=16, batch=8)
     np.testing.assert_array_equal(together.s2[2], alone.s2[0])
+
+
+def test_a_simulated_black_pixel_stays_a_value_not_the_fill_value():
+    """Reflectance 0 would pack to the CF _FillValue (no data): filled pixels never go below
+    the smallest packable reflectance."""
+    g, card = _model()
+    with torch.no_grad():
+        g.decoder[-2].bias.fill_(-100.0)  # tanh -> -1 -> reflectance 0
+    w = _window()
+    w.clear[3, :5] = False
+    res = fill_window(w, [3], [True], g, card, tile=16, batch=2)
+    filled = res.status[0] == product.FILLED
+    assert filled.sum() == 5 * 24
+    assert (res.s2[0][:, filled] == layout.S2_MIN_VALID).all()

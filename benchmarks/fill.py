@@ -1,0 +1,145 @@
+"""gapfill fill end to end vs the bare model on the same haloed tiles and threads, and peak
+memory at 1x and 4x area.
+
+One run, one synthetic world (default 1024^2 x 8 days) served by the local STAC API,
+cubes of its central quarter (1x) and of the whole world (4x), an untrained generator of
+the chosen preset (its cost does not depend on its weights):
+
+- fill: `gapfill.fill.fill` through a LocalCluster of W workers x 1 thread (W = 1 is
+  the like-for-like comparison; W = 2 is also run at 1x); peak RSS is the client plus
+  its workers, sampled.
+- floor: `tiled_forward` (the bare generator in eval mode) on random inputs of exactly
+  the window shapes the fill sent through the model (reported by the fill itself), same
+  tile, halo and torch threads (1), in this process; no reads, references or writes.
+
+Usage: python benchmarks/fill.py [--size 1024] [--dates 8] [--chunk 256] [--preset cpu-small]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import write_result  # noqa: E402
+from benchmarks.cube_build import _aoi, _PeakRSS, _worker_pids  # noqa: E402
+
+
+def _floor(run_dir: Path, windows: dict[str, int], tile: int) -> float:
+    """Seconds the bare model takes on the fill's windows, 1 torch thread."""
+    import torch
+
+    from gapfill.fill.infer import cached_model, halo_of, tiled_forward
+
+    torch.set_num_threads(1)
+    model, card = cached_model(run_dir, "bench", "cpu")
+    rng = np.random.default_rng(0)
+    inputs = []
+    for shape, n in windows.items():
+        h, w = (int(v) for v in shape.split("x"))
+        inputs.append(rng.uniform(-1, 1, (n, len(card.input_channels), h, w)).astype(np.float32))
+    t0 = time.perf_counter()
+    for x in inputs:
+        tiled_forward(model, x, tile=tile, halo=halo_of(card), batch=1)
+    return time.perf_counter() - t0
+
+
+def _fill(cube: Path, run_dir: Path, out: Path, workers: int) -> dict:
+    from distributed import LocalCluster
+
+    from gapfill.fill import FillConfig, fill
+
+    with LocalCluster(
+        n_workers=workers, threads_per_worker=1, dashboard_address=None
+    ) as cluster:
+        pids = _worker_pids(cluster.scheduler_address)
+        with _PeakRSS(pids) as rss:
+            t0 = time.perf_counter()
+            report = fill(
+                FillConfig(cube=str(cube), model=str(run_dir), out=str(out), quicklooks=False),
+                dask_scheduler=cluster.scheduler_address,
+            )
+            wall = time.perf_counter() - t0
+    return {
+        "wall_s": round(wall, 2),
+        "peak_rss_mb": round(rss.peak / 2**20, 1),
+        "days_filled": len(report.days_filled),
+        "pixels_filled": report.pixels_filled,
+        "model_windows": report.model_windows,
+        "model_mpx": round(report.pixels_through_model / 1e6, 3),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--size", type=int, default=1024)
+    p.add_argument("--dates", type=int, default=8)
+    p.add_argument("--chunk", type=int, default=256)
+    p.add_argument("--preset", default="cpu-small")
+    a = p.parse_args()
+
+    from distributed import LocalCluster
+
+    from gapfill.cube import CubeConfig, build_cube
+    from gapfill.stac import local_stac_api
+    from gapfill.synth import WorldSpec, make_world
+    from tests.conftest import save_untrained_model
+
+    tmp = Path(tempfile.mkdtemp(prefix="gapfill-bench-fill-"))
+    try:
+        world = tmp / "world"
+        make_world(world, WorldSpec(size=a.size, dates=a.dates, seed=2))
+        import json
+
+        meta = json.loads((world / "world.json").read_text())
+        first, last = meta["s2"][0]["datetime"][:10], meta["s2"][-1]["datetime"][:10]
+        cubes = {}
+        with (
+            local_stac_api([world]) as api,
+            LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cl,
+        ):
+            for name, frac in (("1x", 0.5), ("4x", 1.0)):
+                aoi, _ = _aoi(meta, frac)
+                cubes[name] = tmp / f"cube-{name}.zarr"
+                cfg = CubeConfig(
+                    aoi=aoi, start=first, end=last, stac_url=api.url, chunk=a.chunk
+                )
+                build_cube(cubes[name], cfg, dask_scheduler=cl.scheduler_address)
+        run_dir = save_untrained_model(tmp / "run", preset=a.preset)
+        tile = 256
+        one = _fill(cubes["1x"], run_dir, tmp / "f1.zarr", 1)
+        floor = _floor(run_dir, one["model_windows"], tile)
+        four = _fill(cubes["4x"], run_dir, tmp / "f4.zarr", 1)
+        two_workers = _fill(cubes["1x"], run_dir, tmp / "f1w2.zarr", 2)
+        import xarray as xr
+
+        side = xr.open_zarr(cubes["1x"]).sizes["y"]
+        ndays = one["days_filled"]
+        payload = {
+            "world": {"size": a.size, "dates": a.dates, "chunk": a.chunk, "tile": tile},
+            "preset": a.preset,
+            "fill_1x_1worker": one,
+            "floor_1x_bare_model_1thread_s": round(floor, 2),
+            "ratio_fill_over_floor": round(one["wall_s"] / floor, 3),
+            "fill_4x_1worker": four,
+            "rss_ratio_4x_over_1x": round(four["peak_rss_mb"] / one["peak_rss_mb"], 3),
+            "fill_1x_2workers": two_workers,
+            "mpx_per_s_1x_1worker": round(ndays * side * side / 1e6 / one["wall_s"], 3),
+            "mpx_per_s_1x_2workers": round(ndays * side * side / 1e6 / two_workers["wall_s"], 3),
+        }
+        path = write_result("fill", payload)
+        print(json.dumps(payload, indent=2))
+        print(f"wrote {path}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
