@@ -52,13 +52,10 @@ def _floor(run_dir: Path, windows: dict[str, int], tile: int) -> float:
 
 
 def _fill(cube: Path, run_dir: Path, out: Path, workers: int) -> dict:
-    from distributed import LocalCluster
-
+    from gapfill.cluster import local_cluster
     from gapfill.fill import FillConfig, fill
 
-    with LocalCluster(
-        n_workers=workers, threads_per_worker=1, dashboard_address=None
-    ) as cluster:
+    with local_cluster(workers, torch_workers=True) as cluster:
         pids = _worker_pids(cluster.scheduler_address)
         with _PeakRSS(pids) as rss:
             t0 = time.perf_counter()
@@ -108,9 +105,7 @@ def main() -> None:
             for name, frac in (("1x", 0.5), ("4x", 1.0)):
                 aoi, _ = _aoi(meta, frac)
                 cubes[name] = tmp / f"cube-{name}.zarr"
-                cfg = CubeConfig(
-                    aoi=aoi, start=first, end=last, stac_url=api.url, chunk=a.chunk
-                )
+                cfg = CubeConfig(aoi=aoi, start=first, end=last, stac_url=api.url, chunk=a.chunk)
                 build_cube(cubes[name], cfg, dask_scheduler=cl.scheduler_address)
         run_dir = save_untrained_model(tmp / "run", preset=a.preset)
         tile = 256

@@ -402,7 +402,7 @@ def demo_cmd(
     log_level: LogLevel = "INFO",
     verbose: Verbose = 0,
 ) -> None:
-    """The main job on the embedded default: synthetic world + real sample, served and searched."""
+    """The main job end to end: world + real sample -> STAC API -> cubes -> train -> fill."""
     _logging(log_level, verbose)
     from gapfill.demo import run_demo
 

@@ -10,14 +10,44 @@ from typing import Any
 
 from gapfill.errors import InputError
 
-__all__ = ["dask_client"]
+__all__ = ["dask_client", "local_cluster"]
 
 
 @contextlib.contextmanager
-def dask_client(address: str | None, n_workers: int | None = None) -> Iterator[Any]:
-    """A `distributed.Client` on `address`, else on a LocalCluster of worker processes with
-    one thread each (torch and GDAL then do not oversubscribe the cores)."""
-    from distributed import Client, LocalCluster
+def local_cluster(n_workers: int | None = None, *, torch_workers: bool = False) -> Iterator[Any]:
+    """A LocalCluster of worker processes with one thread each (torch and GDAL then do not
+    oversubscribe the cores) and no dashboard.
+
+    `torch_workers`: start the workers without Dask's `MALLOC_TRIM_THRESHOLD_` (65536).
+    Setting it turns off glibc's dynamic mmap threshold, so every activation tensor is
+    mmap'ed and unmapped again: measured 13.4 s vs 9.4 s for the same 10 generator
+    passes. Workers of a remote cluster that run `fill` want the same.
+    """
+    import dask
+    from distributed import LocalCluster
+
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
+    if torch_workers:
+        environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    # The whole mapping: dask.config turns "_" into "-" in dotted keys.
+    with (
+        dask.config.set({"distributed.nanny.pre-spawn-environ": environ}),
+        LocalCluster(
+            n_workers=n_workers or min(2, os.cpu_count() or 1),
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+        ) as cluster,
+    ):
+        yield cluster
+
+
+@contextlib.contextmanager
+def dask_client(
+    address: str | None, n_workers: int | None = None, *, torch_workers: bool = False
+) -> Iterator[Any]:
+    """A `distributed.Client` on `address`, else on a `local_cluster` started for the call."""
+    from distributed import Client
 
     # distributed sets its loggers to INFO on import (cluster start/stop chatter); keep
     # them at WARNING unless the user asked for DEBUG.
@@ -32,12 +62,7 @@ def dask_client(address: str | None, n_workers: int | None = None) -> Iterator[A
             yield client
         return
     with (
-        LocalCluster(
-            n_workers=n_workers or min(2, os.cpu_count() or 1),
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-        ) as cluster,
+        local_cluster(n_workers, torch_workers=torch_workers) as cluster,
         Client(cluster) as client,
     ):
         yield client

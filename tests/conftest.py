@@ -74,11 +74,9 @@ def stac_api(catalogs: list[Path]):
 @pytest.fixture(scope="session")
 def dask_address():
     """One real Dask LocalCluster (2 worker processes) for the session."""
-    from distributed import LocalCluster
+    from gapfill.cluster import local_cluster
 
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster:
+    with local_cluster(2, torch_workers=True) as cluster:
         yield cluster.scheduler_address
 
 
@@ -128,6 +126,39 @@ def cube_pc(tmp_path_factory, world_pc, stac_api, dask_address) -> Path:
 
     out = tmp_path_factory.mktemp("cubes") / "pc.zarr"
     build_cube(out, cube_config(world_pc, stac_api.url), dask_scheduler=dask_address)
+    return out
+
+
+REAL_BOUNDS = (501360.0, 5629040.0, 502000.0, 5629680.0)
+
+
+def real_aoi() -> str:
+    """WKT (lon/lat) of the real sample's 64 px square, inset so the grid snaps to it."""
+    import shapely
+    from pyproj import Transformer
+    from shapely.geometry import box
+
+    minx, miny, maxx, maxy = REAL_BOUNDS
+    square = box(minx + 5, miny + 5, maxx - 5, maxy - 5).segmentize(20)
+    to_lonlat = Transformer.from_crs(32631, 4326, always_xy=True)
+    return shapely.transform(square, to_lonlat.transform, interleaved=False).wkt
+
+
+@pytest.fixture(scope="session")
+def cube_real(tmp_path_factory, stac_api, dask_address) -> Path:
+    """The cube of the real sample (118 S2 days, 64 px), built once."""
+    from gapfill.cube import CubeConfig, build_cube
+
+    out = tmp_path_factory.mktemp("cubes") / "real.zarr"
+    cfg = CubeConfig(
+        aoi=real_aoi(),
+        start="2017-08-01",
+        end="2018-11-30",
+        stac_url=stac_api.url,
+        chunk=64,
+        batch_days=16,
+    )
+    build_cube(out, cfg, dask_scheduler=dask_address)
     return out
 
 

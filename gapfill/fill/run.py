@@ -67,6 +67,7 @@ class FillReport:
     pixels_unfilled: int = 0
     pixels_through_model: int = 0
     model_windows: dict[str, int] = field(default_factory=dict)
+    task_seconds: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     mpx_per_s: float = 0.0
     quicklooks: list[str] = field(default_factory=list)
@@ -281,6 +282,7 @@ def _fill_task(
 ) -> dict[str, Any]:
     """Fill days `targets` (cube time indices) over the chunk `box` = (y0, y1, x0, x1) and
     write it into the product; runs on a Dask worker."""
+    t0 = time.perf_counter()
     model, card = cached_model(model_dir, sha, device)
     ds = _cube_for_task(cube_path, n_times)
     halo = halo_of(card)
@@ -311,9 +313,11 @@ def _fill_task(
         clear=np.asarray(sub[layout.CLEAR].values, bool),
         orbit=np.asarray(sub[layout.S1_ORBIT].values),
     )
+    t1 = time.perf_counter()
     res = fill_window(
         win, [days.index(t) for t in targets], fill_days, model, card, tile=tile, batch=batch
     )
+    t2 = time.perf_counter()
     inner = (slice(y0 - ya, y1 - ya), slice(x0 - xa, x1 - xa))
     for j, t in enumerate(targets):
         piece = xr.Dataset(
@@ -337,6 +341,7 @@ def _fill_task(
         "unfilled": int((status == product.UNFILLED).sum()),
         "model_px": res.model_px,
         "windows": {f"{yb - ya}x{xb - xa}": res.model_px // ((yb - ya) * (xb - xa))},
+        "seconds": {"read": t1 - t0, "compute": t2 - t1, "write": time.perf_counter() - t2},
     }
 
 
@@ -387,7 +392,9 @@ def fill(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillReport:
     days = [str(t)[:10] for t in cube["time"].values]
     complete_cube = cube[layout.COMPLETE].values
     existing = _open_or_create(out, cube, chunk, _attrs(cfg, cube, card, sha), sha)
-    with dask_client(dask_scheduler) as client:
+    with dask_client(dask_scheduler, torch_workers=True) as client:
+        if cfg.device == "cuda":
+            _require_gpus(client)
         share, has_s1 = _day_stats(cube, chosen)
         chunk = int(existing[product.S2].encoding["chunks"][-1])
         done = existing[product.COMPLETE].values
@@ -435,6 +442,7 @@ def fill(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillReport:
                         "config": json.loads(cfg.model_dump_json()),
                         "days_filled": report.days_filled,
                         "days_copied": report.days_copied,
+                        "days_skipped": report.days_skipped,
                         "software_version": __version__,
                         "git_sha": git_sha(),
                     }
@@ -464,6 +472,23 @@ def fill(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillReport:
         report.mpx_per_s,
     )
     return report
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _require_gpus(client: Any) -> None:
+    """--device cuda: every Dask worker must see a GPU (asked of the workers themselves)."""
+    found = client.run(_cuda_available)
+    missing = sorted(addr for addr, ok in found.items() if not ok)
+    if missing:
+        raise InputError(
+            f"--device cuda, but {len(missing)} of {len(found)} Dask workers see no GPU "
+            f"({missing[0]}, ...): use --device auto or cpu, or a GPU cluster"
+        )
 
 
 class _Fault:
@@ -537,6 +562,8 @@ def _run_tasks(
             report.pixels_filled += counts["filled"]
             report.pixels_unfilled += counts["unfilled"]
             report.pixels_through_model += counts["model_px"]
+            for phase, sec in counts["seconds"].items():
+                report.task_seconds[phase] = round(report.task_seconds.get(phase, 0.0) + sec, 3)
             for shape, n in counts["windows"].items():
                 if n:
                     report.model_windows[shape] = report.model_windows.get(shape, 0) + n

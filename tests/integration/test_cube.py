@@ -18,9 +18,9 @@ import xarray as xr
 import zarr
 from scipy import ndimage
 
-from gapfill.cube import CubeConfig, build_cube, cube_info
+from gapfill.cube import build_cube, cube_info
 from gapfill.cube.build import FAULT_ENV
-from tests.conftest import CHUNK, cube_config, inset_aoi, world_meta
+from tests.conftest import CHUNK, REAL_BOUNDS, cube_config, inset_aoi, world_meta
 
 pytestmark = pytest.mark.integration
 
@@ -225,34 +225,11 @@ def test_resume_after_a_real_sigkill_equals_a_single_run(
     _assert_same_cube(out, cube_pc)
 
 
-REAL_BOUNDS = (501360.0, 5629040.0, 502000.0, 5629680.0)
-
-
-def _real_aoi() -> str:
-    import shapely
-    from pyproj import Transformer
-    from shapely.geometry import box
-
-    minx, miny, maxx, maxy = REAL_BOUNDS
-    square = box(minx + 5, miny + 5, maxx - 5, maxy - 5).segmentize(20)
-    to_lonlat = Transformer.from_crs(32631, 4326, always_xy=True)
-    return shapely.transform(square, to_lonlat.transform, interleaved=False).wkt
-
-
-def test_real_sample_cube(tmp_path, stac_api, dask_address):
-    out = tmp_path / "real.zarr"
-    cfg = CubeConfig(
-        aoi=_real_aoi(),
-        start="2017-08-01",
-        end="2018-11-30",
-        stac_url=stac_api.url,
-        chunk=64,
-        batch_days=16,
-    )
-    report = build_cube(out, cfg, dask_scheduler=dask_address)
-    ds = xr.open_zarr(out)
+def test_real_sample_cube(cube_real):
+    ds = xr.open_zarr(cube_real)
     assert ds.attrs["epsg"] == 32631 and tuple(ds.attrs["bounds"]) == REAL_BOUNDS
-    assert ds.sizes["time"] + len(report.days_dropped) == 118
+    dropped = json.loads(ds.attrs["dropped_days"])
+    assert ds.sizes["time"] + len(dropped) == 118
     assert ds.sizes["time"] > 100 and bool(ds.complete.all())
     clear = ds.clear.mean(("y", "x")).values
     # "About a third of the dates are clear, a third fully cloudy, the rest partly."

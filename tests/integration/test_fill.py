@@ -319,3 +319,60 @@ def test_an_output_of_another_grid_or_kind_is_refused(filled, cube_pc, cube_es, 
     r = _cli_fill(cube_pc, model_tiny, cube_pc)
     assert r.returncode == 2 and "not a gapfill product" in r.stderr, r.stderr
     assert layout.open_cube(cube_pc)[layout.COMPLETE].values.all()
+
+
+def test_real_sample_cloudy_days_are_filled(tmp_path, cube_real, model_tiny, dask_address):
+    """The real sample (pseudo-orbit keys, real clouds): autumn 2017 filled; every cloudy
+    pixel is filled or says why not, clear pixels are the observation."""
+    out = tmp_path / "real.zarr"
+    report = _fill(cube_real, model_tiny, out, dask_address, start="2017-08-01", end="2017-10-31")
+    ds = xr.open_zarr(out)
+    cube = xr.open_zarr(cube_real)
+    picked = [str(t)[:10] for t in ds["time"].values if "2017-08-01" <= str(t)[:10] <= "2017-10-31"]
+    assert sorted(report.days_filled + report.days_copied) == picked
+    status = ds[product.STATUS].values[: len(picked)]
+    clear = cube[layout.CLEAR].values[: len(picked)]
+    np.testing.assert_array_equal(status == product.CLEAR, clear)
+    assert (status == product.FILLED).sum() > 0.2 * (~clear).sum()
+    assert ds[product.COMPLETE].values[: len(picked)].all()
+    assert not ds[product.COMPLETE].values[len(picked) :].any()
+    assert len(report.quicklooks) == len(picked) and Path(report.quicklooks[0]).is_file()
+
+
+def test_a_card_of_another_contract_or_a_missing_gpu_is_refused(
+    tmp_path, cube_pc, model_tiny, dask_address
+):
+    old = tmp_path / "old"
+    shutil.copytree(model_tiny, old)
+    card = json.loads((old / "model.json").read_text())
+    card["card_version"] = "0"
+    (old / "model.json").write_text(json.dumps(card))
+    with pytest.raises(InputError, match="not a model card of version"):
+        _fill(cube_pc, old, tmp_path / "a.zarr", dask_address)
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="see no GPU"):
+            _fill(cube_pc, model_tiny, tmp_path / "b.zarr", dask_address, device="cuda")
+
+
+def test_quicklook_command(tmp_path, filled):
+    out, report = filled
+    day = report.days_filled[0]
+    png = tmp_path / "q.png"
+    r = subprocess.run(
+        [*CLI, "quicklook", str(out), "--date", day, "--out", str(png)],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    from PIL import Image
+
+    with Image.open(png) as im:
+        assert im.size[0] > 3 * 64 and im.size[1] >= 64
+    r = subprocess.run(
+        [*CLI, "quicklook", str(out), "--date", "1999-01-01", "--out", str(png)],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2 and "is not a day of" in r.stderr
