@@ -59,10 +59,17 @@ def dask_client(
         except (OSError, TimeoutError) as exc:
             raise InputError(f"no Dask scheduler answers at {address} ({exc})") from None
         with client:
+            _forward_logs(client)
             yield client
         return
     with (
         local_cluster(n_workers, torch_workers=torch_workers) as cluster,
         Client(cluster) as client,
     ):
+        _forward_logs(client)
         yield client
+
+
+def _forward_logs(client: Any) -> None:
+    """gapfill's warnings and errors in worker tasks reach the user's terminal."""
+    client.forward_logging("gapfill", level=logging.WARNING)

@@ -341,7 +341,12 @@ def _fill_task(
         "unfilled": int((status == product.UNFILLED).sum()),
         "model_px": res.model_px,
         "windows": {f"{yb - ya}x{xb - xa}": res.model_px // ((yb - ya) * (xb - xa))},
-        "seconds": {"read": t1 - t0, "compute": t2 - t1, "write": time.perf_counter() - t2},
+        "seconds": {
+            "read": t1 - t0,
+            "model": res.model_seconds,
+            "references": t2 - t1 - res.model_seconds,
+            "write": time.perf_counter() - t2,
+        },
     }
 
 
@@ -386,8 +391,6 @@ def fill(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillReport:
     grid = layout.grid_of(cube)
     cube_chunk = int(cube[layout.S2].encoding.get("chunks", (1, 4, 1024, 1024))[-1])
     chunk = cfg.chunk or cube_chunk
-    if chunk < halo_of(card):
-        raise InputError(f"--chunk {chunk} is smaller than the model's halo {halo_of(card)} px")
     report = FillReport(str(out), uuid.uuid4().hex[:12])
     days = [str(t)[:10] for t in cube["time"].values]
     complete_cube = cube[layout.COMPLETE].values
@@ -424,6 +427,11 @@ def fill(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillReport:
             group = zarr.open_group(str(out), mode="r+", zarr_format=3, use_consolidated=False)
             flags = group[product.COMPLETE]
             assert isinstance(flags, zarr.Array)
+            if not cfg.overwrite:  # another run may have finished some while we looked
+                now = flags[:]
+                for t, _ in [d for d in todo if now[d[0]]]:
+                    report.days_skipped[days[t]] = "completed by another run meanwhile"
+                todo = [d for d in todo if not now[d[0]]]
             for t, _ in todo:
                 flags[t] = False
             _run_tasks(
