@@ -74,9 +74,30 @@ def _scores(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray, rng: float) -
     }
 
 
-def score_against_truth(filled: str | Path, world: str | Path) -> dict[str, Any]:
-    """Per filled day and over all filled pixels: the product and the O1 baseline."""
+def _inside(ds: xr.Dataset, region: str | None) -> np.ndarray | bool:
+    """Pixels whose centre lies in `region` (AOI text, lon/lat); everything if None."""
+    if region is None:
+        return True
+    import shapely
+    from pyproj import Transformer
+
+    from gapfill.grid import parse_aoi
+
+    to_grid = Transformer.from_crs(4326, int(ds.attrs["epsg"]), always_xy=True)
+    geom = shapely.transform(
+        parse_aoi(region).geometry.segmentize(0.01), to_grid.transform, interleaved=False
+    )
+    xx, yy = np.meshgrid(ds["x"].values, ds["y"].values)
+    return shapely.contains_xy(geom, xx, yy)
+
+
+def score_against_truth(
+    filled: str | Path, world: str | Path, region: str | None = None
+) -> dict[str, Any]:
+    """Per filled day and over all filled pixels (inside `region`, an AOI in lon/lat, when
+    given: e.g. the region held out of training): the product and the O1 baseline."""
     ds = xr.open_zarr(filled)
+    inside = _inside(ds, region)
     cube = layout.open_cube(ds.attrs["cube"], chunks=None)
     card = ModelCard.model_validate_json(ds.attrs["model_card"])
     rng = card.normalisation.reflectance_max
@@ -90,7 +111,7 @@ def score_against_truth(filled: str | Path, world: str | Path) -> dict[str, Any]
     preds, bases, truths = [], [], []
     for t, when in enumerate(times):
         day = str(when)[:10]
-        mask = (status[t] == product.FILLED) & bool(ds[product.COMPLETE].values[t])
+        mask = (status[t] == product.FILLED) & bool(ds[product.COMPLETE].values[t]) & inside
         if not mask.any() or day not in truth:
             continue
         pred = ds[product.S2].isel(time=t).values.astype(np.float32)

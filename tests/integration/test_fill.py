@@ -376,3 +376,24 @@ def test_quicklook_command(tmp_path, filled):
         text=True,
     )
     assert r.returncode == 2 and "is not a day of" in r.stderr
+
+
+def test_scores_against_the_synthetic_truth_count_filled_pixels_per_region(filled, world_pc):
+    from gapfill.evaluate import score_against_truth
+    from tests.conftest import world_meta
+
+    out, report = filled
+    whole = score_against_truth(out, world_pc)
+    assert whole["filled_px"] == report.pixels_filled
+    status = xr.open_zarr(out)[product.STATUS].values
+    for day, r in whole["days"].items():
+        t = [str(v)[:10] for v in xr.open_zarr(out)["time"].values].index(day)
+        assert r["filled_px"] == (status[t] == product.FILLED).sum()
+    # The O1 baseline (10-40 day old clear pixels of a slowly changing world) is close;
+    # an untrained generator is not.
+    assert whole["overall"]["o1"]["psnr"] > 18
+    assert whole["overall"]["model"]["psnr"] < whole["overall"]["o1"]["psnr"]
+    minx, miny, maxx, maxy = world_meta(world_pc)["bbox_lonlat"]
+    east = score_against_truth(out, world_pc, region=f"{(minx + maxx) / 2},{miny},{maxx},{maxy}")
+    east_px = (status[:, :, 32:] == product.FILLED).sum()
+    assert abs(east["filled_px"] - east_px) <= 0.05 * east_px
