@@ -172,16 +172,15 @@ def cube_es(tmp_path_factory, world_es, stac_api, dask_address) -> Path:
     return out
 
 
-def save_untrained_model(run_dir: Path, method: str = "mtcnn", preset: str = "test-tiny", seed=0):
-    """A run directory holding a seeded, untrained generator and its card: what fill tests
-    need (tiling, flags, resume), without the minutes of training."""
+def untrained_model(method: str = "mtcnn", preset: str = "test-tiny", seed: int = 0):
+    """A seeded, untrained generator in eval() and its card."""
     import torch
 
     from gapfill.models import build_generator, get_method, receptive_field
-    from gapfill.models.card import ModelCard, save_model
+    from gapfill.models.card import ModelCard
 
     torch.manual_seed(seed)
-    g = build_generator(method, preset)
+    g = build_generator(method, preset).eval()
     m = get_method(method)
     card = ModelCard(
         method=method,
@@ -192,7 +191,15 @@ def save_untrained_model(run_dir: Path, method: str = "mtcnn", preset: str = "te
         receptive_field_px=receptive_field(g),
         seed=seed,
     )
-    return save_model(run_dir, g, card)
+    return g, card
+
+
+def save_untrained_model(run_dir: Path, method: str = "mtcnn", preset: str = "test-tiny", seed=0):
+    """A run directory holding a seeded, untrained generator and its card: what fill tests
+    need (tiling, flags, resume), without the minutes of training."""
+    from gapfill.models.card import save_model
+
+    return save_model(run_dir, *untrained_model(method, preset, seed))
 
 
 @pytest.fixture(scope="session")

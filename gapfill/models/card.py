@@ -85,6 +85,11 @@ def load_model(run_dir: str | Path) -> tuple[Generator, ModelCard]:
             f"{card_path} is not a model card of version {CARD_CONTRACT_VERSION} "
             f"({exc.errors()[0]['msg']})"
         ) from None
+    if card.card_version != CARD_CONTRACT_VERSION:
+        raise InputError(
+            f"{card_path} is not a model card of version {CARD_CONTRACT_VERSION} (it says "
+            f"{card.card_version!r}): retrain, or use the gapfill that wrote it"
+        )
     generator = Generator(card.generator)
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)

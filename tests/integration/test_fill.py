@@ -397,3 +397,21 @@ def test_scores_against_the_synthetic_truth_count_filled_pixels_per_region(fille
     east = score_against_truth(out, world_pc, region=f"{(minx + maxx) / 2},{miny},{maxx},{maxy}")
     east_px = (status[:, :, 32:] == product.FILLED).sum()
     assert abs(east["filled_px"] - east_px) <= 0.05 * east_px
+
+
+def test_days_below_min_cloud_are_copied_not_filled(tmp_path, cube_pc, model_tiny, dask_address):
+    cube = xr.open_zarr(cube_pc)
+    observed = cube[layout.S2].isel(band=0).notnull()
+    share = (
+        100 * (observed & ~cube[layout.CLEAR]).sum(("y", "x")) / observed.sum(("y", "x"))
+    ).values
+    cut = float(np.median(share))
+    report = _fill(
+        cube_pc, model_tiny, tmp_path / "f.zarr", dask_address, min_cloud=cut, quicklooks=False
+    )
+    days = [str(t)[:10] for t in cube["time"].values]
+    assert sorted(report.days_filled) == [d for d, s in zip(days, share, strict=True) if s > cut]
+    assert sorted(report.days_copied) == [d for d, s in zip(days, share, strict=True) if s <= cut]
+    status = xr.open_zarr(tmp_path / "f.zarr")[product.STATUS].values
+    for d in report.days_copied:
+        assert not (status[days.index(d)] == product.FILLED).any()

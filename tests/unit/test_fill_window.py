@@ -9,28 +9,12 @@ import torch
 from gapfill.cube import layout
 from gapfill.fill import product
 from gapfill.fill.infer import Window, fill_window, halo_of, tiled_forward
-from gapfill.models import build_generator, get_method, receptive_field
-from gapfill.models.card import ModelCard
-
-
-def _model(method: str = "mtcnn", preset: str = "test-tiny"):
-    torch.manual_seed(0)
-    g = build_generator(method, preset).eval()
-    m = get_method(method)
-    card = ModelCard(
-        method=method,
-        task=m.task,
-        preset=preset,
-        generator=g.cfg,
-        input_channels=m.channels,
-        receptive_field_px=receptive_field(g),
-    )
-    return g, card
+from tests.conftest import untrained_model
 
 
 @pytest.mark.parametrize("tile", [7, 16, 40])
 def test_tiles_with_the_halo_equal_one_full_pass_and_less_halo_does_not(tile):
-    g, card = _model()
+    g, card = untrained_model()
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (2, 8, 40, 52)).astype(np.float32)
     with torch.inference_mode():
@@ -56,7 +40,7 @@ def _window(t: int = 4, size: int = 24, seed: int = 0) -> Window:
 
 
 def test_flags_and_values_follow_the_reference_rule():
-    g, card = _model()
+    g, card = untrained_model()
     w = _window()
     t = 3
     w.clear[t, :12] = False  # cloudy top half on the target day
@@ -85,7 +69,7 @@ def test_flags_and_values_follow_the_reference_rule():
 
 
 def test_a_day_not_chosen_for_filling_keeps_its_clouds_unfilled():
-    g, card = _model()
+    g, card = untrained_model()
     w = _window()
     w.clear[3, :5] = False
     res = fill_window(w, [3], [False], g, card, tile=16, batch=2)
@@ -93,7 +77,7 @@ def test_a_day_not_chosen_for_filling_keeps_its_clouds_unfilled():
 
 
 def test_task_a_models_need_no_reference():
-    g, card = _model("cnn")
+    g, card = untrained_model("cnn")
     w = _window()
     w.clear[:, :6] = False  # never clear: no reference anywhere at the top
     res = fill_window(w, [3], [True], g, card, tile=16, batch=2)
@@ -102,7 +86,7 @@ def test_task_a_models_need_no_reference():
 
 
 def test_the_output_of_a_tile_does_not_depend_on_the_other_days_filled_with_it():
-    g, card = _model()
+    g, card = untrained_model()
     w = _window(t=6)
     w.clear[2:, 3:9] = False
     together = fill_window(w, [2, 3, 4, 5], [True] * 4, g, card, tile=16, batch=8)
@@ -113,7 +97,7 @@ def test_the_output_of_a_tile_does_not_depend_on_the_other_days_filled_with_it()
 def test_a_simulated_black_pixel_stays_a_value_not_the_fill_value():
     """Reflectance 0 would pack to the CF _FillValue (no data): filled pixels never go below
     the smallest packable reflectance."""
-    g, card = _model()
+    g, card = untrained_model()
     with torch.no_grad():
         g.decoder[-2].bias.fill_(-100.0)  # tanh -> -1 -> reflectance 0
     w = _window()
