@@ -14,6 +14,7 @@ from gapfill.fill import product
 __all__ = ["quicklook", "quicklook_dir"]
 
 MAX_SIDE = 1024
+MIN_SIDE = 256
 # Reflectance shown as white; a gamma brightens vegetation and soil.
 _WHITE, _GAMMA = 0.3, 1 / 1.6
 _STATUS_RGB = {
@@ -70,11 +71,14 @@ def quicklook(filled: str | Path, day: str, png: str | Path) -> Path:
         flags[status == value] = rgb
     panels = [("observed", _rgb(before)), ("filled", _rgb(after)), ("status", flags)]
     h, w = status.shape
+    zoom = max(1, MIN_SIDE // max(h, w))  # small regions: enlarge, pixels kept square
+    h, w = h * zoom, w * zoom
     gap, head = 4, 14
     canvas = Image.new("RGB", (3 * w + 2 * gap, h + head), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     for i, (name, img) in enumerate(panels):
-        canvas.paste(Image.fromarray(img), (i * (w + gap), head))
+        tile = Image.fromarray(img).resize((w, h), Image.Resampling.NEAREST)
+        canvas.paste(tile, (i * (w + gap), head))
         draw.text((i * (w + gap) + 2, 1), f"{name} {day}" if i == 0 else name, fill=(0, 0, 0))
     png = Path(png)
     png.parent.mkdir(parents=True, exist_ok=True)
