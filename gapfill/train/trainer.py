@@ -43,21 +43,35 @@ def _ray(address: str | None, cpus_needed: float) -> bool:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     if address and address != "auto":
         _reachable(address)
+    runtime_env = {"worker_process_setup_hook": f"{__name__}._quiet_ray_workers"}
     try:
         if address:
-            ray.init(address=address, log_to_driver=True)
+            ray.init(address=address, log_to_driver=True, runtime_env=runtime_env)
         else:
             ray.init(
                 num_cpus=max(int(cpus_needed) + 1, os.cpu_count() or 1),
                 object_store_memory=256 * 1024**2,
                 include_dashboard=False,
                 log_to_driver=True,
+                runtime_env=runtime_env,
             )
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ServiceError(
             f"no Ray cluster answers at {address} ({str(exc).splitlines()[0]})"
         ) from None
     return True
+
+
+def _quiet_ray_workers() -> None:
+    """Runs in every Ray worker process of our jobs (`worker_process_setup_hook`).
+
+    Ray Train V2's placement-group cleaner asks the state API (served by the dashboard)
+    every second whether the controller lives, and warns each time it cannot: without
+    a dashboard that is every second of a run. Its own failure handling is unchanged.
+    """
+    logging.getLogger(
+        "ray.train.v2._internal.execution.controller.placement_group_cleaner"
+    ).setLevel(logging.ERROR)
 
 
 def _reachable(address: str, timeout: float = 5.0) -> None:
