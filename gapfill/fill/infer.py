@@ -76,7 +76,7 @@ def _load(run_dir: str, sha256: str, device: str) -> tuple[Generator, ModelCard]
     generator, card = load_model(run_dir)
     generator = generator.to(torch.device(device))
     if device == "cuda":
-        generator = generator.to(memory_format=torch.channels_last)
+        generator = generator.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     return generator.eval(), card
 
 

@@ -298,14 +298,14 @@ def _fill_task(
         while first > 0 and times[max(targets)] - times[first - 1] <= limit:
             first -= 1
         span = list(range(first, max(targets) + 1))
-        clear = ds[layout.CLEAR].isel(time=span, **space).values
-        orbit = ds[layout.S1_ORBIT].isel(time=span, **space).values
+        clear = ds[layout.CLEAR].isel({"time": span, **space}).values
+        orbit = ds[layout.S1_ORBIT].isel({"time": span, **space}).values
         for t, do in zip(targets, fill_days, strict=True):
             if do:
                 ref, _ = pick_reference(times[span], span.index(t), clear, orbit, card.reference)
                 needed.update(span[int(k)] for k in np.unique(ref[ref != NONE]))
     days = sorted(needed)
-    sub = ds.isel(time=days, **space)
+    sub = ds.isel({"time": days, **space})
     win = Window(
         times=times[days],
         s2=np.asarray(sub[layout.S2].values, np.float32),
@@ -428,7 +428,7 @@ def fill(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillReport:
             flags = group[product.COMPLETE]
             assert isinstance(flags, zarr.Array)
             if not cfg.overwrite:  # another run may have finished some while we looked
-                now = flags[:]
+                now = np.asarray(flags[:])
                 for t, _ in [d for d in todo if now[d[0]]]:
                     report.days_skipped[days[t]] = "completed by another run meanwhile"
                 todo = [d for d in todo if not now[d[0]]]
@@ -538,7 +538,7 @@ def _run_tasks(
     model_dir = str(Path(cfg.model).resolve())
     fault = _Fault()
     progress = _Progress(len(jobs))
-    group_of: dict[str, int] = {}
+    group_of: dict[Any, int] = {}
 
     def submit(g: int, box: tuple[int, int, int, int]) -> Any:
         targets = [t for t, _ in groups[g]]
@@ -572,9 +572,9 @@ def _run_tasks(
             report.pixels_through_model += counts["model_px"]
             for phase, sec in counts["seconds"].items():
                 report.task_seconds[phase] = round(report.task_seconds.get(phase, 0.0) + sec, 3)
-            for shape, n in counts["windows"].items():
+            for window, n in counts["windows"].items():
                 if n:
-                    report.model_windows[shape] = report.model_windows.get(shape, 0) + n
+                    report.model_windows[window] = report.model_windows.get(window, 0) + n
             progress.advance()
             g = group_of.pop(fut.key)
             remaining[g] -= 1
