@@ -277,6 +277,7 @@ def _fill_task(
     targets: list[int],
     fill_days: list[bool],
     box: tuple[int, int, int, int],
+    chunk: int,
     tile: int,
     batch: int,
 ) -> dict[str, Any]:
@@ -320,6 +321,10 @@ def _fill_task(
     t2 = time.perf_counter()
     inner = (slice(y0 - ya, y1 - ya), slice(x0 - xa, x1 - xa))
     for j, t in enumerate(targets):
+        region = {"time": slice(t, t + 1), "y": slice(y0, y1), "x": slice(x0, x1)}
+        layout.check_region_aligned(
+            region, {"time": 1, "y": chunk, "x": chunk}, {"time": n_times, "y": h, "x": w}
+        )
         piece = xr.Dataset(
             {
                 product.S2: (("time", "band", "y", "x"), res.s2[j : j + 1, :, *inner]),
@@ -329,7 +334,7 @@ def _fill_task(
         )
         piece.to_zarr(
             out,
-            region={"time": slice(t, t + 1), "y": slice(y0, y1), "x": slice(x0, x1)},
+            region=region,
             mode="r+",
             zarr_format=3,
             consolidated=False,
@@ -554,6 +559,7 @@ def _run_tasks(
             targets,
             fill_days,
             box,
+            chunk,
             cfg.tile,
             cfg.batch,
             pure=False,
