@@ -136,20 +136,16 @@ def test_results_do_not_depend_on_chunk_or_tile_size(
     assert np.mean(~same) < 1e-3
 
 
+def _fill_argv(cube: Path, model: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        *CLI, "fill", "--cube", str(cube), "--model", str(model), "--out", str(out),
+        "--no-quicklooks", *extra,
+    ]  # fmt: skip
+
+
 def _cli_fill(cube: Path, model: Path, out: Path, *extra: str, env: dict | None = None):
     return subprocess.run(
-        [
-            *CLI,
-            "fill",
-            "--cube",
-            str(cube),
-            "--model",
-            str(model),
-            "--out",
-            str(out),
-            "--no-quicklooks",
-            *extra,
-        ],
+        _fill_argv(cube, model, out, *extra),
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},
@@ -176,19 +172,7 @@ def test_resume_after_a_real_sigkill_equals_an_uninterrupted_run(
     """The run owns its LocalCluster here: a SIGKILL mid-way must leave no half-day."""
     out = tmp_path / "filled.zarr"
     proc = subprocess.Popen(
-        [
-            *CLI,
-            "fill",
-            "--cube",
-            str(cube_pc),
-            "--model",
-            str(model_tiny),
-            "--out",
-            str(out),
-            "--no-quicklooks",
-            "--tile",
-            "16",
-        ],
+        _fill_argv(cube_pc, model_tiny, out, "--tile", "16"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -212,21 +196,15 @@ def test_two_runs_on_disjoint_days_both_land(tmp_path, filled, cube_pc, model_ti
     half = len(days) // 2
     procs = [
         subprocess.Popen(
-            [
-                *CLI,
-                "fill",
-                "--cube",
-                str(cube_pc),
-                "--model",
-                str(model_tiny),
-                "--out",
-                str(out),
-                "--no-quicklooks",
+            _fill_argv(
+                cube_pc,
+                model_tiny,
+                out,
                 "--dask-scheduler",
                 dask_address,
                 "--dates",
                 ",".join(part),
-            ],
+            ),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
