@@ -158,7 +158,7 @@ def train_loop_per_worker(config: dict) -> None:
                 opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()
                 opt_d.step()
-                sums["loss_d"] += float(loss_d)
+                sums["loss_d"] += loss_d.item()
             with autocast:
                 l1 = masked_l1(fake.float(), y, m)
                 loss_g = method.l1_weight * l1 if d is not None else l1
@@ -167,8 +167,8 @@ def train_loop_per_worker(config: dict) -> None:
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
-            sums["loss_g"] += float(loss_g)
-            sums["loss_l1"] += float(l1)
+            sums["loss_g"] += loss_g.item()
+            sums["loss_l1"] += l1.item()
             steps += 1
         metrics: dict[str, float] = {k: v / max(steps, 1) for k, v in sums.items()}
         metrics["epoch"] = float(epoch)
