@@ -267,25 +267,29 @@ def _cube_for_task(path: str, n_times: int) -> xr.Dataset:
     return _CUBES[key]
 
 
+@dataclass(frozen=True)
+class _Job:
+    """What every task of one run shares (absolute paths: workers may run elsewhere)."""
+
+    cube: str
+    n_times: int
+    out: str
+    model_dir: str
+    sha: str
+    device: str
+    chunk: int
+    tile: int
+    batch: int
+
+
 def _fill_task(
-    cube_path: str,
-    n_times: int,
-    out: str,
-    model_dir: str,
-    sha: str,
-    device: str,
-    targets: list[int],
-    fill_days: list[bool],
-    box: tuple[int, int, int, int],
-    chunk: int,
-    tile: int,
-    batch: int,
+    job: _Job, targets: list[int], fill_days: list[bool], box: tuple[int, int, int, int]
 ) -> dict[str, Any]:
     """Fill days `targets` (cube time indices) over the chunk `box` = (y0, y1, x0, x1) and
     write it into the product; runs on a Dask worker."""
     t0 = time.perf_counter()
-    model, card = cached_model(model_dir, sha, device)
-    ds = _cube_for_task(cube_path, n_times)
+    model, card = cached_model(job.model_dir, job.sha, job.device)
+    ds = _cube_for_task(job.cube, job.n_times)
     halo = halo_of(card)
     y0, y1, x0, x1 = box
     h, w = ds.sizes["y"], ds.sizes["x"]
@@ -316,14 +320,22 @@ def _fill_task(
     )
     t1 = time.perf_counter()
     res = fill_window(
-        win, [days.index(t) for t in targets], fill_days, model, card, tile=tile, batch=batch
+        win,
+        [days.index(t) for t in targets],
+        fill_days,
+        model,
+        card,
+        tile=job.tile,
+        batch=job.batch,
     )
     t2 = time.perf_counter()
     inner = (slice(y0 - ya, y1 - ya), slice(x0 - xa, x1 - xa))
     for j, t in enumerate(targets):
         region = {"time": slice(t, t + 1), "y": slice(y0, y1), "x": slice(x0, x1)}
         layout.check_region_aligned(
-            region, {"time": 1, "y": chunk, "x": chunk}, {"time": n_times, "y": h, "x": w}
+            region,
+            {"time": 1, "y": job.chunk, "x": job.chunk},
+            {"time": job.n_times, "y": h, "x": w},
         )
         piece = xr.Dataset(
             {
@@ -333,7 +345,7 @@ def _fill_task(
             }
         )
         piece.to_zarr(
-            out,
+            job.out,
             region=region,
             mode="r+",
             zarr_format=3,
@@ -439,9 +451,18 @@ def fill(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillReport:
                 todo = [d for d in todo if not now[d[0]]]
             for t, _ in todo:
                 flags[t] = False
-            _run_tasks(
-                client, cfg, out, sha, todo, chunk, grid.shape, len(days), flags, report, days
+            job = _Job(
+                cube=str(Path(cfg.cube).resolve()),
+                n_times=len(days),
+                out=str(out),
+                model_dir=str(Path(cfg.model).resolve()),
+                sha=sha,
+                device=cfg.device,
+                chunk=chunk,
+                tile=cfg.tile,
+                batch=cfg.batch,
             )
+            _run_tasks(client, job, todo, cfg.days_per_task, grid.shape, flags, report, days)
             for t, do in todo:
                 (report.days_filled if do else report.days_copied).append(days[t])
             with _store_lock(out):
@@ -519,13 +540,10 @@ class _Fault:
 
 def _run_tasks(
     client: Any,
-    cfg: FillConfig,
-    out: Path,
-    sha: str,
+    job: _Job,
     todo: list[tuple[int, bool]],
-    chunk: int,
+    days_per_task: int,
     shape: tuple[int, int],
-    n_times: int,
     flags: zarr.Array,
     report: FillReport,
     names: list[str],
@@ -534,13 +552,11 @@ def _run_tasks(
     flagged complete as soon as all its chunks are written."""
     from distributed import as_completed
 
-    boxes = _chunk_boxes(*shape, chunk)
-    groups = [todo[i : i + cfg.days_per_task] for i in range(0, len(todo), cfg.days_per_task)]
+    boxes = _chunk_boxes(*shape, job.chunk)
+    groups = [todo[i : i + days_per_task] for i in range(0, len(todo), days_per_task)]
     jobs = [(g, box) for g in range(len(groups)) for box in boxes]
     remaining = {g: len(boxes) for g in range(len(groups))}
     window = max(2, 3 * sum(client.nthreads().values()))
-    cube_path = str(Path(cfg.cube).resolve())
-    model_dir = str(Path(cfg.model).resolve())
     fault = _Fault()
     progress = _Progress(len(jobs))
     group_of: dict[Any, int] = {}
@@ -548,22 +564,7 @@ def _run_tasks(
     def submit(g: int, box: tuple[int, int, int, int]) -> Any:
         targets = [t for t, _ in groups[g]]
         fill_days = [do for _, do in groups[g]]
-        fut = client.submit(
-            _fill_task,
-            cube_path,
-            n_times,
-            str(out),
-            model_dir,
-            sha,
-            cfg.device,
-            targets,
-            fill_days,
-            box,
-            chunk,
-            cfg.tile,
-            cfg.batch,
-            pure=False,
-        )
+        fut = client.submit(_fill_task, job, targets, fill_days, box, pure=False)
         group_of[fut.key] = g
         return fut
 
