@@ -29,6 +29,7 @@ __all__ = [
     "utm_epsg",
     "to_naive_utc",
     "within_days",
+    "tile_boxes",
 ]
 
 GRID_CONTRACT_VERSION = "1"
@@ -226,3 +227,13 @@ class Grid:
 def within_days(t_a: datetime, t_b: datetime, max_days: float) -> bool:
     """ "Within N days" means |t_a - t_b| <= N x 24 h."""
     return abs(t_a - t_b) <= timedelta(days=max_days)
+
+
+def tile_boxes(height: int, width: int, size: int) -> list[tuple[int, int, int, int]]:
+    """(y0, y1, x0, x1) of the `size`-square tiles covering a height x width array, row by
+    row, the last row and column cut at the edge (how chunks and inference tiles are laid)."""
+    return [
+        (y0, min(y0 + size, height), x0, min(x0 + size, width))
+        for y0 in range(0, height, size)
+        for x0 in range(0, width, size)
+    ]

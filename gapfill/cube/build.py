@@ -271,17 +271,6 @@ def _set_complete(group: zarr.Group, index: int, value: bool) -> None:
     array[index] = value
 
 
-def _consolidate(path: Path) -> None:
-    """Consolidated metadata, so that a plain `xr.open_zarr` opens fast and without warning.
-    Rewritten after every metadata change (shape, attrs); outside the v3 spec, but read by
-    zarr-python and xarray."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        zarr.consolidate_metadata(str(path))
-
-
 def _update_json_attr(group: zarr.Group, name: str, update: dict) -> None:
     current = json.loads(str(group.attrs.get(name, "{}")))
     current.update(update)
@@ -389,7 +378,7 @@ def build_cube(
             tmpl.drop_vars(["band", "pol", "x", "y", layout.SPATIAL_REF]).to_zarr(
                 out, compute=False, zarr_format=3, consolidated=False, append_dim="time"
             )
-        _consolidate(out)
+        layout.consolidate(out)
         group = zarr.open_group(str(out), mode="r+", zarr_format=3, use_consolidated=False)
         all_times = list(existing_times) + list(times)
         complete += [False] * len(times)
@@ -432,7 +421,7 @@ def build_cube(
                 _set_complete(group, i, True)
                 done = report.days_written if names == layout.DAY_VARS else report.days_s1_rematched
                 done.append(d.day.date().isoformat())
-            _consolidate(out)
+            layout.consolidate(out)
             log.info(
                 "days %s..%s: %s written",
                 batch[0][1].day.date(),
@@ -443,5 +432,5 @@ def build_cube(
         _update_json_attr(group, "dropped_days", report.days_dropped)
         group.attrs["software_version"] = __version__
         group.attrs["git_sha"] = git_sha()
-        _consolidate(out)
+        layout.consolidate(out)
     return report

@@ -48,6 +48,7 @@ __all__ = [
     "open_cube",
     "has_s1",
     "S2_MIN_VALID",
+    "consolidate",
 ]
 
 CUBE_CONTRACT_VERSION = "1"
@@ -200,6 +201,19 @@ def check_region_aligned(
             raise AssertionError(
                 f"region {dim}={start}:{stop} is not aligned to Zarr chunks of {size}"
             )
+
+
+def consolidate(path: str | Path) -> None:
+    """Consolidated metadata, so that a plain `xr.open_zarr` opens fast and without warning.
+    Rewritten after every metadata change (shape, attrs) of a cube or a product; outside
+    the v3 spec, but read by zarr-python and xarray."""
+    import warnings
+
+    import zarr
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        zarr.consolidate_metadata(str(path))
 
 
 def open_cube(path: str | Path, chunks: Any = "auto") -> xr.Dataset:

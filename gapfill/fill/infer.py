@@ -20,6 +20,7 @@ import torch
 from gapfill.cube import layout
 from gapfill.cube.reference import NONE, compose_reference, pick_reference
 from gapfill.fill import product
+from gapfill.grid import tile_boxes
 from gapfill.models.card import ModelCard, load_model
 from gapfill.models.generator import Generator
 from gapfill.normalize import model_input
@@ -89,14 +90,6 @@ def cached_model(
         return _load(str(run_dir), sha256, _device(device).type)
 
 
-def _tiles(h: int, w: int, tile: int) -> list[tuple[int, int, int, int]]:
-    return [
-        (y0, min(y0 + tile, h), x0, min(x0 + tile, w))
-        for y0 in range(0, h, tile)
-        for x0 in range(0, w, tile)
-    ]
-
-
 @torch.inference_mode()
 def tiled_forward(
     model: Generator, x: np.ndarray, *, tile: int, halo: int, batch: int
@@ -114,7 +107,7 @@ def tiled_forward(
     n, _, h, w = x.shape
     out = np.empty((n, model.cfg.out_channels, h, w), np.float32)
     jobs: dict[tuple[int, int], list[tuple[int, tuple[int, int, int, int], tuple[int, ...]]]] = {}
-    for y0, y1, x0, x1 in _tiles(h, w, tile):
+    for y0, y1, x0, x1 in tile_boxes(h, w, tile):
         ya, yb, xa, xb = max(y0 - halo, 0), min(y1 + halo, h), max(x0 - halo, 0), min(x1 + halo, w)
         for i in range(n):
             jobs.setdefault((yb - ya, xb - xa), []).append(

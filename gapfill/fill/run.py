@@ -40,6 +40,7 @@ from gapfill.errors import InputError
 from gapfill.fill import product
 from gapfill.fill.config import FillConfig
 from gapfill.fill.infer import Window, cached_model, fill_window, halo_of
+from gapfill.grid import tile_boxes
 from gapfill.logs import progress_enabled
 from gapfill.models.card import ModelCard, load_model, weights_sha256
 from gapfill.models.methods import get_method
@@ -148,14 +149,6 @@ def _attrs(cfg: FillConfig, cube: xr.Dataset, card: ModelCard, sha: str) -> dict
     }
 
 
-def _consolidate(path: Path) -> None:
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        zarr.consolidate_metadata(str(path))
-
-
 def _lock_dir(out: Path) -> Path:
     return out.parent / f".{out.name}.locks"
 
@@ -206,7 +199,7 @@ def _open_or_create(
                 encoding=product.product_encoding(chunk, grid),
                 mode="w-",
             )
-            _consolidate(tmp)
+            layout.consolidate(tmp)
             tmp.rename(out)
         try:
             existing = xr.open_zarr(out, consolidated=False)
@@ -237,7 +230,7 @@ def _open_or_create(
             new.drop_vars(["band", "x", "y", layout.SPATIAL_REF]).to_zarr(
                 out, compute=False, zarr_format=3, consolidated=False, append_dim="time"
             )
-            _consolidate(out)
+            layout.consolidate(out)
             existing = xr.open_zarr(out, consolidated=False)
             log.info("product extended by %d new cube days", len(times) - len(old))
     return existing
@@ -367,14 +360,6 @@ def _fill_task(
     }
 
 
-def _chunk_boxes(h: int, w: int, chunk: int) -> list[tuple[int, int, int, int]]:
-    return [
-        (y0, min(y0 + chunk, h), x0, min(x0 + chunk, w))
-        for y0 in range(0, h, chunk)
-        for x0 in range(0, w, chunk)
-    ]
-
-
 class _Progress:
     """A rich bar on a terminal, a log line per finished day group otherwise."""
 
@@ -482,7 +467,7 @@ def fill(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillReport:
                     }
                 )
                 group.attrs["fill_runs"] = json.dumps(runs)
-                _consolidate(out)
+                layout.consolidate(out)
                 from gapfill.fill.item import write_item
 
                 report.item = str(write_item(out))
@@ -552,7 +537,7 @@ def _run_tasks(
     flagged complete as soon as all its chunks are written."""
     from distributed import as_completed
 
-    boxes = _chunk_boxes(*shape, job.chunk)
+    boxes = tile_boxes(*shape, job.chunk)
     groups = [todo[i : i + days_per_task] for i in range(0, len(todo), days_per_task)]
     jobs = [(g, box) for g in range(len(groups)) for box in boxes]
     remaining = {g: len(boxes) for g in range(len(groups))}
