@@ -4,7 +4,11 @@ Same model (mtcgan, preset `cpu-small` by default), same batch, same number of s
 in-memory batches so that only the step and the framework are measured. Each Ray
 worker gets one CPU thread, as does the plain loop, so the ratio is per worker. The
 start-up cost of Ray Train (worker group, process group) is reported separately.
-Usage: python benchmarks/train_step.py [--preset cpu-small] [--patch 64] [--steps 30]
+The floor is measured alone (before and after, the faster counts) and as
+`workers` plain processes at once (the cores as busy as under DDP, no communication);
+a 1-worker Ray run separates Ray's own cost from DDP's all-reduce.
+Patches 64 and 128 by default: the all-reduce is the same size, the compute 4x.
+Usage: python benchmarks/train_step.py [--preset cpu-small] [--patches 64 128] [--steps 30]
 """
 
 from __future__ import annotations
@@ -31,8 +35,8 @@ def _models(preset: str):
 
 
 def _steps(g, d, batch: int, patch: int, steps: int, warmup: int = 3) -> float:
-    """Seconds per step (after warm-up) of the pix2pix G+D update."""
-    from gapfill.models import gan_loss, masked_l1
+    """Seconds per step (after warm-up) of training's own pix2pix G+D update."""
+    from gapfill.train.loop import train_step
 
     opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -42,15 +46,7 @@ def _steps(g, d, batch: int, patch: int, steps: int, warmup: int = 3) -> float:
     for i in range(warmup + steps):
         if i == warmup:
             t0 = time.perf_counter()
-        fake = g(x)
-        loss_d = 0.5 * (gan_loss(d(x, y), True) + gan_loss(d(x, fake.detach()), False))
-        opt_d.zero_grad()
-        loss_d.backward()
-        opt_d.step()
-        loss_g = gan_loss(d(x, fake), True) + 100 * masked_l1(fake, y, m)
-        opt_g.zero_grad()
-        loss_g.backward()
-        opt_g.step()
+        train_step(g, d, opt_g, opt_d, (x, y, m), 100.0)
     return (time.perf_counter() - t0) / steps
 
 
@@ -60,7 +56,10 @@ def _worker(config: dict) -> None:
 
     torch.set_num_threads(1)
     g, d = _models(config["preset"])
-    g, d = ray.train.torch.prepare_model(g), ray.train.torch.prepare_model(d)
+    from gapfill.train.loop import ddp_options
+
+    g = ray.train.torch.prepare_model(g, parallel_strategy_kwargs=ddp_options())
+    d = ray.train.torch.prepare_model(d, parallel_strategy_kwargs=ddp_options())
     per_step = _steps(g, d, config["batch"], config["patch"], config["steps"])
     # Ray Train V2 keeps result.metrics only for reports that carry a checkpoint.
     import tempfile
@@ -72,22 +71,81 @@ def _worker(config: dict) -> None:
         )
 
 
+def _plain_process(args: tuple[str, int, int, int]) -> float:
+    """The plain loop in a fresh process with one thread (for the concurrent floor)."""
+    preset, batch, patch, steps = args
+    torch.set_num_threads(1)
+    g, d = _models(preset)
+    return _steps(g, d, batch, patch, steps)
+
+
+def _concurrent_plain(a: argparse.Namespace) -> list[float]:
+    """`workers` plain loops at once, no communication: the machine as busy as under DDP."""
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(a.workers) as pool:
+        return pool.map(_plain_process, [(a.preset, a.batch, a.patch, a.steps)] * a.workers)
+
+
+def _ray_fit(a: argparse.Namespace, workers: int) -> tuple[float, float]:
+    """(s per step on rank 0, wall seconds of fit()) for a Ray Train run of `workers`."""
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    storage = Path("/tmp/gapfill-train-bench").resolve()
+    t0 = time.perf_counter()
+    result = TorchTrainer(
+        _worker,
+        train_loop_config=vars(a),
+        scaling_config=ScalingConfig(num_workers=workers),
+        run_config=RunConfig(name=f"bench-{workers}-{int(t0)}", storage_path=str(storage)),
+    ).fit()
+    wall = time.perf_counter() - t0
+    return (float(result.metrics["s_per_step"]) if result.metrics else float("nan")), wall
+
+
+def _case(a: argparse.Namespace) -> dict:
+    """All the figures for one patch size (Ray already initialised)."""
+    g, d = _models(a.preset)
+    plain_before = _steps(g, d, a.batch, a.patch, a.steps)
+    concurrent = _concurrent_plain(a)
+    one, one_wall = _ray_fit(a, 1)
+    ddp, wall = _ray_fit(a, a.workers)
+    g, d = _models(a.preset)
+    plain_after = _steps(g, d, a.batch, a.patch, a.steps)
+    # torch speed varies between moments on a shared VM: the floor is measured twice.
+    plain = min(plain_before, plain_after)
+    return {
+        "patch": a.patch,
+        "plain_s_per_step": round(plain, 4),
+        "plain_s_per_step_before_after": [round(plain_before, 4), round(plain_after, 4)],
+        "plain_concurrent_s_per_step": [round(c, 4) for c in concurrent],
+        "ray_1_worker_s_per_step": round(one, 4),
+        "ray_ddp_s_per_step": round(ddp, 4),
+        "plain_samples_per_s": round(a.batch / plain, 3),
+        "ray_ddp_samples_per_s_per_worker": round(a.batch / ddp, 3),
+        "ratio_per_worker_ddp_vs_plain": round(plain / ddp, 3),
+        "ratio_ray_1_worker_vs_plain": round(plain / one, 3),
+        "ratio_ddp_vs_concurrent_plain": round(max(concurrent) / ddp, 3),
+        "ray_fit_wall_s": round(wall, 2),
+        "ray_1_worker_fit_wall_s": round(one_wall, 2),
+        "ray_startup_and_teardown_s": round(wall - ddp * (a.steps + 3), 2),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="cpu-small")
-    ap.add_argument("--patch", type=int, default=64)
+    ap.add_argument("--patches", type=int, nargs="+", default=[64, 128])
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--workers", type=int, default=2)
     a = ap.parse_args()
     import ray
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+
+    from gapfill.models.stats import parameter_count
 
     torch.set_num_threads(1)
-    g, d = _models(a.preset)
-    plain = _steps(g, d, a.batch, a.patch, a.steps)
-
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ray.init(
         num_cpus=a.workers + 1,
@@ -95,29 +153,15 @@ def main() -> None:
         log_to_driver=False,
         object_store_memory=200 * 1024**2,
     )
-    storage = Path("/tmp/gapfill-train-bench").resolve()
-    t0 = time.perf_counter()
-    result = TorchTrainer(
-        _worker,
-        train_loop_config=vars(a),
-        scaling_config=ScalingConfig(num_workers=a.workers),
-        run_config=RunConfig(name=f"bench-{int(t0)}", storage_path=str(storage)),
-    ).fit()
-    wall = time.perf_counter() - t0
+    cases = [_case(argparse.Namespace(**vars(a), patch=patch)) for patch in a.patches]
     ray.shutdown()
-    ddp = float(result.metrics["s_per_step"]) if result.metrics else float("nan")
-    step_time = ddp * (a.steps + 3)
+    g, d = _models(a.preset)
     path = write_result(
         "train_step",
         {
             "params": vars(a),
-            "plain_s_per_step": round(plain, 4),
-            "ray_ddp_s_per_step": round(ddp, 4),
-            "plain_samples_per_s": round(a.batch / plain, 3),
-            "ray_ddp_samples_per_s_per_worker": round(a.batch / ddp, 3),
-            "ratio_per_worker_ddp_vs_plain": round(plain / ddp, 3),
-            "ray_fit_wall_s": round(wall, 2),
-            "ray_startup_and_teardown_s": round(wall - step_time, 2),
+            "all_reduced_parameters": parameter_count(g) + parameter_count(d),
+            "cases": cases,
         },
     )
     print(path.read_text())

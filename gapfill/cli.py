@@ -300,6 +300,9 @@ def train_cmd(
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster (or RAY_ADDRESS)")] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     out: Annotated[str | None, typer.Option(help="RUN_DIR")] = None,
+    checkpoints: Annotated[
+        str | None, typer.Option(help="checkpoint storage: a path or s3://, gs://... URL")
+    ] = None,
     log_level: LogLevel = "INFO",
     verbose: Verbose = 0,
 ) -> None:
@@ -321,6 +324,7 @@ def train_cmd(
         ray_address=ray_address or os.environ.get("RAY_ADDRESS"),
         seed=seed,
         out=out,
+        checkpoints=checkpoints,
     )
     result = train(cfg)
     last = result.history[-1] if result.history else {}

@@ -21,6 +21,12 @@ class TrainConfig(BaseModel):
 
     data: DataConfig
     out: str = Field(description="RUN_DIR: model.pt, model.json, metrics.csv, ray/")
+    checkpoints: str | None = Field(
+        None,
+        description="where Ray Train keeps the per-epoch checkpoints: a local path or an "
+        "object-store URL (s3://bucket/prefix, gs://..., abfs://...; pyarrow query options "
+        "such as ?endpoint_override=host:port&scheme=http); default RUN_DIR/ray",
+    )
     method: Literal["cnn", "cgan", "mtcnn", "mtcgan"] = "mtcgan"
     preset: str = "paper"
     norm: Literal["batch", "instance"] = "batch"

@@ -25,7 +25,15 @@ from gapfill.models.discriminator import PatchDiscriminator
 from gapfill.train.config import TrainConfig
 from gapfill.train.data import PatchIndex, Sample, augment, build_index, load_sample, open_cube
 
-__all__ = ["PatchSet", "train_loop_per_worker", "write_metrics_csv", "FAULT_KEY", "STATE_FILE"]
+__all__ = [
+    "PatchSet",
+    "train_loop_per_worker",
+    "train_step",
+    "ddp_options",
+    "write_metrics_csv",
+    "FAULT_KEY",
+    "STATE_FILE",
+]
 
 STATE_FILE = "state.pt"
 FAULT_KEY = "_fault_after_epoch"
@@ -121,11 +129,11 @@ def train_loop_per_worker(config: dict) -> None:
         d = nn.SyncBatchNorm.convert_sync_batchnorm(d) if d is not None else None
     if on_gpu:
         g = g.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    g = ray.train.torch.prepare_model(g)
+    g = ray.train.torch.prepare_model(g, parallel_strategy_kwargs=ddp_options())
     opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=cfg.betas)
     opt_d = None
     if d is not None:
-        d = ray.train.torch.prepare_model(d)
+        d = ray.train.torch.prepare_model(d, parallel_strategy_kwargs=ddp_options())
         opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=cfg.betas)
 
     start, history = 0, []
@@ -140,7 +148,6 @@ def train_loop_per_worker(config: dict) -> None:
             opt_d.load_state_dict(state["opt_d"])
         start, history = int(state["epoch"]) + 1, list(state["history"])
 
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_gpu)
     for epoch in range(start, cfg.epochs):
         _seed_epoch(cfg.seed, epoch, rank)
         sampler.set_epoch(epoch)
@@ -150,25 +157,9 @@ def train_loop_per_worker(config: dict) -> None:
         for x, y, m in loader:
             if on_gpu:
                 x = x.to(memory_format=torch.channels_last)
-            with autocast:
-                fake = g(x)
-            if d is not None and opt_d is not None:
-                with autocast:
-                    loss_d = 0.5 * (gan_loss(d(x, y), True) + gan_loss(d(x, fake.detach()), False))
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
-                sums["loss_d"] += loss_d.item()
-            with autocast:
-                l1 = masked_l1(fake.float(), y, m)
-                loss_g = method.l1_weight * l1 if d is not None else l1
-                if d is not None:
-                    loss_g = loss_g + gan_loss(d(x, fake), True)
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-            sums["loss_g"] += loss_g.item()
-            sums["loss_l1"] += l1.item()
+            losses = train_step(g, d, opt_g, opt_d, (x, y, m), method.l1_weight, on_gpu)
+            for k, v in losses.items():
+                sums[k] += v
             steps += 1
         metrics: dict[str, float] = {k: v / max(steps, 1) for k, v in sums.items()}
         metrics["epoch"] = float(epoch)
@@ -197,6 +188,62 @@ def train_loop_per_worker(config: dict) -> None:
             if not marker.exists():
                 marker.write_text(str(epoch))
                 raise RuntimeError(f"injected failure after epoch {epoch}")
+
+
+def train_step(
+    g: nn.Module,
+    d: nn.Module | None,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer | None,
+    batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    l1_weight: float,
+    bf16: bool = False,
+) -> dict[str, float]:
+    """One pix2pix update: D on (real, fake.detach()), then G on λ·masked L1 (+ fooling D).
+
+    G's adversarial term runs the bare discriminator with its weights frozen (pix2pix's
+    `set_requires_grad(netD, False)`): no D weight gradients are computed for the G
+    update, and none are all-reduced — D's DDP wrapper syncs only its own step.
+    """
+    x, y, m = batch
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16)
+    losses = {}
+    with autocast:
+        fake = g(x)
+    if d is not None and opt_d is not None:
+        with autocast:
+            loss_d = 0.5 * (gan_loss(d(x, y), True) + gan_loss(d(x, fake.detach()), False))
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        losses["loss_d"] = loss_d.item()
+    with autocast:
+        l1 = masked_l1(fake.float(), y, m)
+        loss_g = l1_weight * l1 if d is not None else l1
+    if d is not None:
+        bare = _unwrap(d)
+        bare.requires_grad_(False)
+        with autocast:
+            loss_g = loss_g + gan_loss(bare(x, fake), True)
+        bare.requires_grad_(True)
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    losses["loss_g"] = loss_g.item()
+    losses["loss_l1"] = l1.item()
+    return losses
+
+
+def ddp_options() -> dict[str, Any]:
+    """DistributedDataParallel options for G and D (`prepare_model`'s strategy kwargs).
+
+    `broadcast_buffers=False`: by default DDP broadcasts rank 0's batch-norm running
+    statistics at every forward — a blocking collective per call, four per step here.
+    Training forwards use batch statistics, and checkpoints come from rank 0, whose
+    buffers a broadcast never changes, so the saved model is the same without it.
+    `gradient_as_bucket_view`: gradients live in the all-reduce buckets (one copy less).
+    """
+    return {"broadcast_buffers": False, "gradient_as_bucket_view": True}
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

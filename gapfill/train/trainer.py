@@ -98,6 +98,47 @@ def _check_resources(cfg: TrainConfig) -> None:
         )
 
 
+def _is_url(location: str) -> bool:
+    return "://" in location and not location.startswith("file://")
+
+
+def _normalised_checkpoints(location: str | None) -> str | None:
+    """None (RUN_DIR/ray), an absolute local path, or an object-store URL as given."""
+    if location is None or _is_url(location):
+        return location
+    return str(Path(location.removeprefix("file://")).expanduser().resolve())
+
+
+def _shown(url: str) -> str:
+    """The URL without credentials or query options, for messages."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2].split('?')[0]}"
+
+
+def _check_writable(url: str) -> None:
+    """Fail in one line, before Ray starts, when checkpoints cannot be written there."""
+    import pyarrow.fs as pafs
+
+    try:
+        fs, path = pafs.FileSystem.from_uri(url)
+    except (ValueError, OSError) as exc:
+        raise InputError(
+            f"checkpoints {_shown(url)}: {str(exc).splitlines()[0]} — use a local path or an "
+            "s3://, gs://, abfs:// or hdfs:// URL"
+        ) from None
+    probe = f"{path.rstrip('/')}/.gapfill-write-probe"
+    try:
+        fs.create_dir(path, recursive=True)
+        with fs.open_output_stream(probe) as f:
+            f.write(b"ok")
+        fs.delete_file(probe)
+    except OSError as exc:
+        raise ServiceError(
+            f"checkpoints cannot be written to {_shown(url)} ({str(exc).splitlines()[0]}): "
+            "check the bucket, the endpoint and the credentials"
+        ) from None
+
+
 def _check_run_dir(run_dir: Path, cfg: TrainConfig) -> None:
     """A RUN_DIR that holds another run (other method/preset/data) is refused, not reused."""
     existing = run_dir / "config.json"
@@ -110,6 +151,12 @@ def _check_run_dir(run_dir: Path, cfg: TrainConfig) -> None:
             ) from None
         fixed = ("method", "preset", "data", "norm", "seed", "batch_size")
         diff = [k for k in fixed if getattr(old, k) != getattr(cfg, k)]
+        if old.checkpoints != cfg.checkpoints:
+            where = _shown(old.checkpoints) if old.checkpoints else f"{run_dir / 'ray'}"
+            raise InputError(
+                f"{run_dir} keeps its checkpoints at {where}: pass --checkpoints "
+                f"{old.checkpoints or where} to resume it, or choose another --out"
+            )
         if diff:
             raise InputError(
                 f"{run_dir} holds a run with other {', '.join(diff)}: "
@@ -126,9 +173,13 @@ def train(cfg: TrainConfig) -> TrainResult:
     from ray.train.torch import TorchTrainer
 
     run_dir = Path(cfg.out).resolve()
+    cfg = cfg.model_copy(update={"checkpoints": _normalised_checkpoints(cfg.checkpoints)})
+    storage = cfg.checkpoints or str(run_dir / "ray")
     method = get_method(cfg.method)
     build_index(cfg.data, method.task)  # fail fast, in the driver, on a cube with no sample
     _check_run_dir(run_dir, cfg)
+    if _is_url(storage):
+        _check_writable(storage)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
     started = _ray(cfg.ray_address, cfg.workers * cfg.cpus_per_worker)
@@ -152,7 +203,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             ),
             run_config=RunConfig(
                 name="train",
-                storage_path=str(run_dir / "ray"),
+                storage_path=storage,
                 checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
                 failure_config=FailureConfig(max_failures=cfg.max_failures),
             ),

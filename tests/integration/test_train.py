@@ -32,6 +32,56 @@ def ray_runtime():
     ray.shutdown()
 
 
+class ObjectStore:
+    """A bucket on a local S3-compatible server (moto), and a filesystem to look into it."""
+
+    def __init__(self, endpoint: str, bucket: str) -> None:
+        import pyarrow.fs as pafs
+
+        self.endpoint, self.bucket = endpoint, bucket
+        self.fs = pafs.S3FileSystem(
+            access_key="testing", secret_key="testing", endpoint_override=endpoint, scheme="http"
+        )
+
+    def url(self, prefix: str, bucket: str | None = None) -> str:
+        """The URL a user passes as --checkpoints (credentials and endpoint in the URL)."""
+        where = f"{bucket or self.bucket}/{prefix}"
+        return f"s3://testing:testing@{where}?endpoint_override={self.endpoint}&scheme=http"
+
+    def keys(self, prefix: str) -> list[str]:
+        import pyarrow.fs as pafs
+
+        selector = pafs.FileSelector(
+            f"{self.bucket}/{prefix}", recursive=True, allow_not_found=True
+        )
+        infos = self.fs.get_file_info(selector)
+        return [i.path for i in infos if i.type == pafs.FileType.File]
+
+
+@pytest.fixture(scope="session")
+def object_store():
+    """An S3 API on localhost (moto's server over HTTP) with one empty bucket."""
+    import logging
+
+    import pyarrow.fs as pafs
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    store = ObjectStore(f"{host}:{port}", "gapfill-runs")
+    pafs.S3FileSystem(
+        access_key="testing",
+        secret_key="testing",
+        endpoint_override=store.endpoint,
+        scheme="http",
+        allow_bucket_creation=True,
+    ).create_dir(store.bucket)
+    yield store
+    server.stop()
+
+
 def _cfg(cube, out, **kw) -> TrainConfig:
     data = DataConfig(cubes=(str(cube),), patch=32, **kw.pop("data", {}))
     base = dict(data=data, out=str(out), preset="test-tiny", epochs=1, workers=2, seed=3)
@@ -140,6 +190,7 @@ def test_bad_inputs(tmp_path, cube_pc):
         (["--preset", "huge"], "preset"),
         (["--gpus-per-worker", "1"], "GPU"),
         (["--ray-address", "127.0.0.1:9"], "Ray"),
+        (["--checkpoints", "nosuch://bucket/runs"], "checkpoints"),
     ):
         proc = subprocess.run([*run, *extra], capture_output=True, text=True, timeout=180)
         assert proc.returncode != 0, extra
@@ -184,3 +235,43 @@ def test_metrics_csv_grows_per_epoch_even_when_a_run_dies(
     rows = list(csv.DictReader((tmp_path / "dies" / "metrics.csv").open()))
     assert [float(r["epoch"]) for r in rows] == [0.0]
     assert not (tmp_path / "dies" / "model.pt").exists()  # nothing half-exported
+
+
+def test_checkpoints_on_an_object_store_url_survive_a_failure_and_resume(
+    tmp_path, cube_pc, ray_runtime, object_store, monkeypatch
+):
+    """RUN_DIR stays local (the export); the per-epoch checkpoints live in the bucket."""
+    url = object_store.url("runs/s3")
+    monkeypatch.setenv("GAPFILL_TRAIN_FAIL_AFTER_EPOCH", "0")
+    first = train(_cfg(cube_pc, tmp_path / "s3", method="cnn", epochs=2, checkpoints=url))
+    assert (tmp_path / "s3" / ".fault-injected").is_file()  # the failure did happen
+    assert [r["epoch"] for r in first.history] == [0.0, 1.0]
+    assert not (tmp_path / "s3" / "ray").exists()  # nothing went to the local default
+    states = [k for k in object_store.keys("runs/s3") if k.endswith("/state.pt")]
+    assert len(states) == 2, object_store.keys("runs/s3")
+    monkeypatch.delenv("GAPFILL_TRAIN_FAIL_AFTER_EPOCH")
+    # The same command with one more epoch resumes from the bucket's last checkpoint.
+    more = train(_cfg(cube_pc, tmp_path / "s3", method="cnn", epochs=3, checkpoints=url))
+    assert [r["epoch"] for r in more.history] == [0.0, 1.0, 2.0]
+    assert more.history[:2] == first.history
+    _, card = load_model(more.run_dir)
+    assert card.epochs == 3
+
+
+def test_bad_checkpoint_locations_are_refused_before_training(tmp_path, cube_pc, object_store):
+    from gapfill.errors import ServiceError
+
+    secret = "testing:testing@"
+    with pytest.raises(ServiceError, match="cannot be written to s3://no-such-bucket") as err:
+        train(_cfg(cube_pc, tmp_path / "a", checkpoints=object_store.url("r", "no-such-bucket")))
+    assert secret not in str(err.value)  # credentials in the URL never reach a message
+    with pytest.raises(InputError, match="Unrecognized filesystem"):
+        train(_cfg(cube_pc, tmp_path / "b", checkpoints="nosuch://bucket/runs"))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # nothing written
+    # A RUN_DIR keeps its checkpoint location: another one is refused, not a fresh start.
+    run_dir = tmp_path / "c"
+    run_dir.mkdir()
+    cfg = _cfg(cube_pc, run_dir, checkpoints=object_store.url("runs/c"))
+    (run_dir / "config.json").write_text(cfg.model_dump_json())
+    with pytest.raises(InputError, match="keeps its checkpoints at s3://gapfill-runs/runs/c"):
+        train(_cfg(cube_pc, run_dir))
