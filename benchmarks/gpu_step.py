@@ -22,8 +22,7 @@ from gapfill.models import (  # noqa: E402
     PatchDiscriminator,
     build_generator,
     conv_flops,
-    gan_loss,
-    masked_l1,
+    train_step,
 )
 
 
@@ -43,24 +42,13 @@ def train_step_time(batch: int, patch: int, bf16: bool, steps: int = 20) -> floa
     x = torch.randn(batch, 8, patch, patch, device=dev).to(memory_format=fmt)
     y = torch.rand(batch, 4, patch, patch, device=dev) * 2 - 1
     m = torch.ones(batch, 1, patch, patch, dtype=torch.bool, device=dev)
-    ac = torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16)
     for i in range(steps + 5):
         if i == 5:
             _sync()
             t0 = time.perf_counter()
-        with ac:
-            fake = g(x)
-            loss_d = 0.5 * (gan_loss(d(x, y), True) + gan_loss(d(x, fake.detach()), False))
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        with ac:
-            loss_g = gan_loss(d(x, fake), True) + 100 * masked_l1(fake.float(), y, m)
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
+        losses = train_step(g, d, opt_g, opt_d, (x, y, m), 100.0, bf16=bf16)
     _sync()
-    assert torch.isfinite(loss_g) and torch.isfinite(loss_d)
+    assert all(bool(torch.isfinite(v)) for v in losses.values()), losses
     return (time.perf_counter() - t0) / steps
 
 

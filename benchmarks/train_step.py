@@ -36,7 +36,7 @@ def _models(preset: str):
 
 def _steps(g, d, batch: int, patch: int, steps: int, warmup: int = 3) -> float:
     """Seconds per step (after warm-up) of training's own pix2pix G+D update."""
-    from gapfill.train.loop import train_step
+    from gapfill.models import train_step
 
     opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))

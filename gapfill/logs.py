@@ -13,6 +13,25 @@ def progress_enabled() -> bool:
     return sys.stderr.isatty()
 
 
+class _QuietDask(logging.Filter):
+    """Dask logs cluster start and stop at INFO, and `import distributed` resets its
+    logger to INFO whenever it happens: drop its records below WARNING unless DEBUG."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.quiet = True
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            self.quiet
+            and record.levelno < logging.WARNING
+            and record.name.startswith("distributed")
+        )
+
+
+_QUIET_DASK = _QuietDask()
+
+
 def setup_logging(level: str | int = "INFO") -> None:
     """Configure the root logger once; later calls only change the level."""
     if isinstance(level, str):
@@ -35,6 +54,7 @@ def setup_logging(level: str | int = "INFO") -> None:
             handler.setFormatter(
                 logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
             )
+        handler.addFilter(_QUIET_DASK)
         root.addHandler(handler)
         root._gapfill_configured = True  # type: ignore[attr-defined]
     root.setLevel(level)
@@ -43,7 +63,4 @@ def setup_logging(level: str | int = "INFO") -> None:
     # rasterio logs every GDAL error at INFO, even ones the caller handles.
     logging.getLogger("rasterio").setLevel(logging.WARNING)
     logging.getLogger("gapfill").setLevel(level)
-    # Dask logs cluster start and stop at INFO; its warnings and errors still show.
-    logging.getLogger("distributed").setLevel(
-        level if level <= logging.DEBUG else max(level, logging.WARNING)
-    )
+    _QUIET_DASK.quiet = level > logging.DEBUG

@@ -7,7 +7,14 @@ from gapfill.models.generator import (
     GeneratorConfig,
     receptive_field,
 )
-from gapfill.models.methods import METHODS, Method, gan_loss, get_method, masked_l1
+from gapfill.models.methods import (
+    METHODS,
+    Method,
+    gan_loss,
+    get_method,
+    masked_l1,
+    train_step,
+)
 from gapfill.models.stats import conv_flops, parameter_count
 
 __all__ = [
@@ -25,6 +32,7 @@ __all__ = [
     "parameter_count",
     "patch_receptive_field",
     "receptive_field",
+    "train_step",
 ]
 
 

@@ -17,11 +17,20 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from gapfill.bands import S1_POLS, S2_BANDS
 from gapfill.errors import InputError
 
-__all__ = ["Method", "METHODS", "get_method", "masked_l1", "gan_loss", "input_channels"]
+__all__ = [
+    "Method",
+    "METHODS",
+    "get_method",
+    "masked_l1",
+    "gan_loss",
+    "input_channels",
+    "train_step",
+]
 
 MethodName = Literal["cnn", "cgan", "mtcnn", "mtcgan"]
 LAMBDA_L1 = 100.0
@@ -76,3 +85,48 @@ def gan_loss(logits: torch.Tensor, real: bool) -> torch.Tensor:
     """pix2pix BCE on patch logits against all-real or all-fake labels."""
     target = torch.ones_like(logits) if real else torch.zeros_like(logits)
     return F.binary_cross_entropy_with_logits(logits, target)
+
+
+def train_step(
+    g: nn.Module,
+    d: nn.Module | None,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer | None,
+    batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    l1_weight: float,
+    bf16: bool = False,
+) -> dict[str, torch.Tensor]:
+    """One pix2pix update: D on (real, fake.detach()), then G on λ·masked L1 (+ fooling D).
+
+    G's adversarial term runs the bare discriminator with its weights frozen (pix2pix's
+    `set_requires_grad(netD, False)`): no D weight gradients are computed for the G
+    update, and none are all-reduced — D's DDP wrapper syncs only its own step.
+    Losses come back as detached scalars: no host sync per step on a GPU.
+    """
+    x, y, m = batch
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16)
+    losses: dict[str, torch.Tensor] = {}
+    with autocast:
+        fake = g(x)
+    if d is not None and opt_d is not None:
+        with autocast:
+            loss_d = 0.5 * (gan_loss(d(x, y), True) + gan_loss(d(x, fake.detach()), False))
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        losses["loss_d"] = loss_d.detach()
+    with autocast:
+        l1 = masked_l1(fake.float(), y, m)
+        loss_g = l1_weight * l1 if d is not None else l1
+    if d is not None:
+        bare = getattr(d, "module", d)  # the network inside a DDP wrapper
+        bare.requires_grad_(False)
+        with autocast:
+            loss_g = loss_g + gan_loss(bare(x, fake), True)
+        bare.requires_grad_(True)
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    losses["loss_g"] = loss_g.detach()
+    losses["loss_l1"] = l1.detach()
+    return losses

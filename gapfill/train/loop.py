@@ -9,6 +9,7 @@ SyncBatchNorm across GPUs.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -20,7 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
-from gapfill.models import build_generator, gan_loss, get_method, masked_l1
+from gapfill.models import build_generator, get_method, train_step
 from gapfill.models.discriminator import PatchDiscriminator
 from gapfill.train.config import TrainConfig
 from gapfill.train.data import PatchIndex, Sample, augment, build_index, load_sample, open_cube
@@ -28,7 +29,6 @@ from gapfill.train.data import PatchIndex, Sample, augment, build_index, load_sa
 __all__ = [
     "PatchSet",
     "train_loop_per_worker",
-    "train_step",
     "ddp_options",
     "write_metrics_csv",
     "FAULT_KEY",
@@ -36,6 +36,8 @@ __all__ = [
 ]
 
 STATE_FILE = "state.pt"
+
+log = logging.getLogger(__name__)
 FAULT_KEY = "_fault_after_epoch"
 
 
@@ -152,20 +154,21 @@ def train_loop_per_worker(config: dict) -> None:
         _seed_epoch(cfg.seed, epoch, rank)
         sampler.set_epoch(epoch)
         dataset.epoch = epoch
-        sums = {"loss_g": 0.0, "loss_l1": 0.0, "loss_d": 0.0}
+        sums = dict.fromkeys(("loss_g", "loss_l1", "loss_d"), torch.zeros((), device=device))
         steps = 0
         for x, y, m in loader:
             if on_gpu:
                 x = x.to(memory_format=torch.channels_last)
             losses = train_step(g, d, opt_g, opt_d, (x, y, m), method.l1_weight, on_gpu)
             for k, v in losses.items():
-                sums[k] += v
+                sums[k] = sums[k] + v.float()
             steps += 1
-        metrics: dict[str, float] = {k: v / max(steps, 1) for k, v in sums.items()}
+        metrics: dict[str, float] = {k: v.item() / max(steps, 1) for k, v in sums.items()}
         metrics["epoch"] = float(epoch)
         metrics["steps"] = float(steps)
         if rank == 0:
             metrics.update(_validate(_unwrap(g), index, cfg, device, method.task))
+            log.info("epoch %d/%d: %s", epoch + 1, cfg.epochs, _summary(metrics))
             history.append(metrics)
             # RUN_DIR/metrics.csv grows epoch by epoch (rank 0's disk; the export rewrites it).
             write_metrics_csv(Path(cfg.out) / "metrics.csv", history)
@@ -190,60 +193,37 @@ def train_loop_per_worker(config: dict) -> None:
                 raise RuntimeError(f"injected failure after epoch {epoch}")
 
 
-def train_step(
-    g: nn.Module,
-    d: nn.Module | None,
-    opt_g: torch.optim.Optimizer,
-    opt_d: torch.optim.Optimizer | None,
-    batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-    l1_weight: float,
-    bf16: bool = False,
-) -> dict[str, float]:
-    """One pix2pix update: D on (real, fake.detach()), then G on λ·masked L1 (+ fooling D).
-
-    G's adversarial term runs the bare discriminator with its weights frozen (pix2pix's
-    `set_requires_grad(netD, False)`): no D weight gradients are computed for the G
-    update, and none are all-reduced — D's DDP wrapper syncs only its own step.
-    """
-    x, y, m = batch
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16)
-    losses = {}
-    with autocast:
-        fake = g(x)
-    if d is not None and opt_d is not None:
-        with autocast:
-            loss_d = 0.5 * (gan_loss(d(x, y), True) + gan_loss(d(x, fake.detach()), False))
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        losses["loss_d"] = loss_d.item()
-    with autocast:
-        l1 = masked_l1(fake.float(), y, m)
-        loss_g = l1_weight * l1 if d is not None else l1
-    if d is not None:
-        bare = _unwrap(d)
-        bare.requires_grad_(False)
-        with autocast:
-            loss_g = loss_g + gan_loss(bare(x, fake), True)
-        bare.requires_grad_(True)
-    opt_g.zero_grad(set_to_none=True)
-    loss_g.backward()
-    opt_g.step()
-    losses["loss_g"] = loss_g.item()
-    losses["loss_l1"] = l1.item()
-    return losses
-
-
 def ddp_options() -> dict[str, Any]:
     """DistributedDataParallel options for G and D (`prepare_model`'s strategy kwargs).
 
-    `broadcast_buffers=False`: by default DDP broadcasts rank 0's batch-norm running
-    statistics at every forward — a blocking collective per call, four per step here.
+    No buffer sync per forward: by default DDP broadcasts rank 0's batch-norm running
+    statistics at every forward — a blocking collective per call, three per step here.
     Training forwards use batch statistics, and checkpoints come from rank 0, whose
     buffers a broadcast never changes, so the saved model is the same without it.
     `gradient_as_bucket_view`: gradients live in the all-reduce buckets (one copy less).
     """
-    return {"broadcast_buffers": False, "gradient_as_bucket_view": True}
+    import inspect
+
+    from torch.nn.parallel import DistributedDataParallel
+
+    # torch 2.13 renamed the per-forward half of `broadcast_buffers`.
+    params = inspect.signature(DistributedDataParallel.__init__).parameters
+    sync = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
+    return {sync: False, "gradient_as_bucket_view": True}
+
+
+def _summary(metrics: dict[str, float]) -> str:
+    """One line per epoch: the losses, and the model vs O1 on the validation patches."""
+    parts = [f"L1 {metrics['loss_l1']:.4f}"]
+    if metrics.get("loss_d"):
+        parts.append(f"D {metrics['loss_d']:.3f}")
+    if "val_psnr" in metrics:
+        parts.append(
+            f"val PSNR {metrics['val_psnr']:.2f} dB (O1 {metrics['o1_psnr']:.2f}), "
+            f"SAM {metrics['val_sam_deg']:.2f}° (O1 {metrics['o1_sam_deg']:.2f}) "
+            f"on {metrics['val_samples']:.0f} patches"
+        )
+    return ", ".join(parts)
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

@@ -68,10 +68,14 @@ def _quiet_ray_workers() -> None:
     Ray Train V2's placement-group cleaner asks the state API (served by the dashboard)
     every second whether the controller lives, and warns each time it cannot: without
     a dashboard that is every second of a run. Its own failure handling is unchanged.
+    Each worker's "Reporting training result N: TrainingReport(...)" line (the whole
+    metrics dict, every epoch, every rank) is left to DEBUG: rank 0 logs one line per
+    epoch with the losses and the validation against O1 instead.
     """
     logging.getLogger(
         "ray.train.v2._internal.execution.controller.placement_group_cleaner"
     ).setLevel(logging.ERROR)
+    logging.getLogger("ray.train.v2._internal.execution.context").setLevel(logging.WARNING)
 
 
 def _reachable(address: str, timeout: float = 5.0) -> None:
@@ -151,11 +155,13 @@ def _check_run_dir(run_dir: Path, cfg: TrainConfig) -> None:
             ) from None
         fixed = ("method", "preset", "data", "norm", "seed", "batch_size")
         diff = [k for k in fixed if getattr(old, k) != getattr(cfg, k)]
-        if old.checkpoints != cfg.checkpoints:
-            where = _shown(old.checkpoints) if old.checkpoints else f"{run_dir / 'ray'}"
+        default = str(run_dir / "ray")
+        if (old.checkpoints or default) != (cfg.checkpoints or default):
+            where = old.checkpoints or default
+            how = "omit --checkpoints" if old.checkpoints is None else "pass its --checkpoints"
             raise InputError(
-                f"{run_dir} keeps its checkpoints at {where}: pass --checkpoints "
-                f"{old.checkpoints or where} to resume it, or choose another --out"
+                f"{run_dir} keeps its checkpoints at {_shown(where) if _is_url(where) else where}"
+                f": {how} to resume it, or choose another --out"
             )
         if diff:
             raise InputError(

@@ -273,5 +273,9 @@ def test_bad_checkpoint_locations_are_refused_before_training(tmp_path, cube_pc,
     run_dir.mkdir()
     cfg = _cfg(cube_pc, run_dir, checkpoints=object_store.url("runs/c"))
     (run_dir / "config.json").write_text(cfg.model_dump_json())
-    with pytest.raises(InputError, match="keeps its checkpoints at s3://gapfill-runs/runs/c"):
+    with pytest.raises(InputError, match="keeps its checkpoints at s3://gapfill-runs/runs/c:"):
         train(_cfg(cube_pc, run_dir))
+    # A run kept at the default location says so, and how to resume it.
+    (run_dir / "config.json").write_text(_cfg(cube_pc, run_dir).model_dump_json())
+    with pytest.raises(InputError, match=f"keeps its checkpoints at {run_dir / 'ray'}: omit"):
+        train(_cfg(cube_pc, run_dir, checkpoints=str(tmp_path / "elsewhere")))

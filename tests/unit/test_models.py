@@ -161,3 +161,45 @@ def test_model_card_round_trip_and_bad_run_dirs(tmp_path):
     (tmp_path / "run" / "model.json").write_text('{"card_version": "1"}')
     with pytest.raises(InputError, match="not a model card"):
         load_model(tmp_path / "run")
+
+
+def test_train_step_updates_d_from_its_own_loss_only():
+    """G's adversarial term runs D frozen: D's gradients are those of the D loss alone."""
+    import copy
+
+    from gapfill.models import gan_loss, masked_l1, train_step
+
+    torch.manual_seed(0)
+    g, d = build_generator("mtcgan", "test-tiny"), PatchDiscriminator(12)
+    g_ref, d_ref = copy.deepcopy(g), copy.deepcopy(d)
+    x, y = torch.randn(1, 8, 32, 32), torch.rand(1, 4, 32, 32) * 2 - 1
+    m = torch.rand(1, 1, 32, 32) > 0.3
+    opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    torch.manual_seed(1)  # the same dropout draws in both generator passes
+    losses = train_step(g, d, opt_g, opt_d, (x, y, m), 100.0)
+
+    torch.manual_seed(1)
+    fake = g_ref(x)
+    loss_d = 0.5 * (gan_loss(d_ref(x, y), True) + gan_loss(d_ref(x, fake.detach()), False))
+    loss_d.backward()
+    for (name, p), q in zip(d.named_parameters(), d_ref.parameters(), strict=True):
+        assert p.requires_grad, name  # unfrozen again for the next D step
+        assert torch.allclose(p.grad, q.grad, atol=1e-6), name
+    assert losses["loss_d"].item() == pytest.approx(loss_d.item(), rel=1e-5)
+    assert losses["loss_l1"].item() == pytest.approx(masked_l1(fake, y, m).item(), rel=1e-5)
+    assert losses["loss_g"] > 100.0 * losses["loss_l1"]  # plus D's BCE on the fake
+    assert all(p.grad is not None for p in g.parameters())
+
+
+def test_the_shipped_paper_training_config_validates():
+    """configs/train-paper.yaml is what the README points users at: it must load."""
+    from pathlib import Path
+
+    from gapfill.train import load_train_config
+
+    path = Path(__file__).resolve().parents[2] / "configs" / "train-paper.yaml"
+    cfg = load_train_config(path, epochs=5)
+    assert (cfg.method, cfg.preset, cfg.data.patch, cfg.batch_size) == ("mtcgan", "paper", 256, 1)
+    assert cfg.epochs == 5 and cfg.lr == 2e-4 and cfg.betas == (0.5, 0.999)
+    assert cfg.checkpoints and cfg.checkpoints.startswith("s3://")
