@@ -30,7 +30,6 @@ __all__ = [
     "PatchSet",
     "train_loop_per_worker",
     "ddp_options",
-    "write_metrics_csv",
     "FAULT_KEY",
     "STATE_FILE",
 ]
@@ -170,8 +169,6 @@ def train_loop_per_worker(config: dict) -> None:
             metrics.update(_validate(_unwrap(g), index, cfg, device, method.task))
             log.info("epoch %d/%d: %s", epoch + 1, cfg.epochs, _summary(metrics))
             history.append(metrics)
-            # RUN_DIR/metrics.csv grows epoch by epoch (rank 0's disk; the export rewrites it).
-            write_metrics_csv(Path(cfg.out) / "metrics.csv", history)
             with tempfile.TemporaryDirectory() as tmp:
                 state = {
                     "generator": _unwrap(g).state_dict(),
@@ -237,17 +234,3 @@ def env_fault() -> int | None:
     """$GAPFILL_TRAIN_FAIL_AFTER_EPOCH: fail once after that epoch (tests)."""
     raw = os.environ.get("GAPFILL_TRAIN_FAIL_AFTER_EPOCH")
     return int(raw) if raw else None
-
-
-def write_metrics_csv(path: Path, history: list[dict]) -> None:
-    """Per-epoch metrics as CSV, written to a temp file and renamed into place."""
-    import csv
-
-    keys = sorted({k for row in history for k in row}, key=lambda k: (k != "epoch", k))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(history)
-    tmp.replace(path)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 from pathlib import Path
 
 import torch
+from ray.train import UserCallback
 
 from gapfill._provenance import __version__, git_sha
 from gapfill.errors import InputError, ServiceError
@@ -14,13 +16,7 @@ from gapfill.models import build_generator, get_method, receptive_field
 from gapfill.models.card import ModelCard, save_model
 from gapfill.train.config import TrainConfig
 from gapfill.train.data import build_index
-from gapfill.train.loop import (
-    FAULT_KEY,
-    STATE_FILE,
-    env_fault,
-    train_loop_per_worker,
-    write_metrics_csv,
-)
+from gapfill.train.loop import FAULT_KEY, STATE_FILE, env_fault, train_loop_per_worker
 
 __all__ = ["train", "TrainResult"]
 
@@ -32,6 +28,52 @@ class TrainResult:
 
     def __init__(self, run_dir: Path, history: list[dict]) -> None:
         self.run_dir, self.history = run_dir, history
+
+
+def write_metrics_csv(path: Path, history: list[dict]) -> None:
+    """Per-epoch metrics as CSV, written to a temp file and renamed into place."""
+    keys = sorted({k for row in history for k in row}, key=lambda k: (k != "epoch", k))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(history)
+    tmp.replace(path)
+
+
+def _read_metrics_csv(path: Path) -> dict[float, dict[str, float]]:
+    """Rows of an earlier metrics.csv by epoch (empty when there is none)."""
+    if not path.is_file():
+        return {}
+    with path.open(newline="") as f:
+        rows = [
+            {k: float(v) for k, v in r.items() if v not in ("", None)} for r in csv.DictReader(f)
+        ]
+    return {r["epoch"]: r for r in rows if "epoch" in r}
+
+
+class _MetricsCsv(UserCallback):
+    """Ray Train callback: RUN_DIR/metrics.csv grows by rank 0's row after every epoch.
+
+    Callbacks run in Ray Train's controller, which Ray places on the driver's node, so
+    the file is written on the machine that holds RUN_DIR wherever rank 0 runs (no
+    shared disk assumed). Rows are keyed by epoch: a retried or resumed epoch replaces
+    its row. The export rewrites the file from the last checkpoint's history.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows: dict[float, dict[str, float]] | None = None
+
+    def after_report(self, run_context: object, metrics: list[dict], checkpoint: object) -> None:
+        row = metrics[0] if metrics else {}
+        if "epoch" not in row:
+            return
+        if self.rows is None:
+            self.rows = _read_metrics_csv(self.path)
+        self.rows[float(row["epoch"])] = {k: float(v) for k, v in row.items()}
+        write_metrics_csv(self.path, [self.rows[e] for e in sorted(self.rows)])
 
 
 def _ray(address: str | None, cpus_needed: float) -> bool:
@@ -212,6 +254,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                 storage_path=storage,
                 checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
                 failure_config=FailureConfig(max_failures=cfg.max_failures),
+                callbacks=[_MetricsCsv(run_dir / "metrics.csv")],
             ),
         )
         result = trainer.fit()
