@@ -216,17 +216,27 @@ def consolidate(path: str | Path) -> None:
         zarr.consolidate_metadata(str(path))
 
 
-def open_cube(path: str | Path, chunks: Any = "auto") -> xr.Dataset:
+def open_cube(
+    path: str | Path, chunks: Any = "auto", storage_options: dict[str, Any] | None = None
+) -> xr.Dataset:
     """Open a cube lazily (Dask chunks by default; `chunks=None`: lazily indexed numpy,
-    best for reading small windows); anything that is not a cube is a user error."""
+    best for reading small windows); a path or an fsspec URL (`s3://...`, with
+    `storage_options`); anything that is not a cube is a user error."""
     from gapfill.errors import InputError
+    from gapfill.storage import shown
 
+    where = shown(str(path))
+    extra = {"storage_options": storage_options} if storage_options else {}
     try:
-        ds = xr.open_zarr(path, chunks=chunks)
+        ds = xr.open_zarr(path, chunks=chunks, **extra)
+    except ImportError as exc:
+        raise InputError(
+            f"{where}: {exc} — install the fsspec filesystem for it (s3fs: gapfill[s3])"
+        ) from None
     except Exception:
         raise InputError(
-            f"{path} is not a Zarr store: give a cube made by 'gapfill build-cube'"
+            f"{where} is not a Zarr store: give a cube made by 'gapfill build-cube'"
         ) from None
     if ds.attrs.get("cube_contract_version") != CUBE_CONTRACT_VERSION:
-        raise InputError(f"{path} is not a gapfill cube of contract {CUBE_CONTRACT_VERSION}")
+        raise InputError(f"{where} is not a gapfill cube of contract {CUBE_CONTRACT_VERSION}")
     return ds

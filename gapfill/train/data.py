@@ -14,12 +14,12 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import shapely
 import xarray as xr
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pyproj import Transformer
 
 from gapfill.cube import layout
@@ -27,6 +27,7 @@ from gapfill.cube.reference import NONE, ReferenceRule, compose_reference, pick_
 from gapfill.errors import InputError
 from gapfill.grid import parse_aoi
 from gapfill.normalize import Normalisation, model_input
+from gapfill.storage import absolute
 
 __all__ = ["DataConfig", "Sample", "PatchIndex", "build_index", "load_sample", "augment"]
 
@@ -40,13 +41,35 @@ class DataConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    cubes: tuple[str, ...]
+    cubes: tuple[str, ...] = Field(description="cube paths or URLs (s3://bucket/cube.zarr)")
+    storage_options: dict[str, Any] | None = Field(
+        None,
+        description="fsspec options for cube URLs, e.g. {endpoint_url: ...}; credentials "
+        "are better left to the environment (they are recorded with the run)",
+    )
     patch: int = Field(256, ge=16)
     train_region: str | None = Field(None, description="AOI text (bbox, WKT, GeoJSON file)")
     test_region: str | None = Field(None, description="AOI text; patches inside are held out")
     min_target_clear: float = Field(0.5, ge=0, le=1)
     reference: ReferenceRule = ReferenceRule()
     normalisation: Normalisation = Normalisation()
+
+    @field_validator("cubes")
+    @classmethod
+    def _absolute(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        """Local paths made absolute where the config is read: Ray workers run elsewhere."""
+        return tuple(absolute(c) for c in v)
+
+    @field_validator("train_region", "test_region")
+    @classmethod
+    def _inline_file(cls, v: str | None) -> str | None:
+        """A GeoJSON file becomes its WKT: workers on other machines cannot read the file."""
+        try:
+            if v is None or not Path(v.strip()).is_file():
+                return v
+        except OSError:  # WKT longer than a file name can be
+            return v
+        return str(parse_aoi(v).geometry.wkt)
 
 
 @dataclass(frozen=True)
@@ -94,7 +117,7 @@ def build_index(cfg: DataConfig, task: Literal["A", "B"]) -> PatchIndex:
     test: list[Sample] = []
     rejected: Counter = Counter()
     for ci, path in enumerate(cfg.cubes):
-        ds = open_cube(path)
+        ds = open_cube(path, cfg.storage_options)
         times = ds["time"].values
         ny, nx = ds.sizes["y"] // cfg.patch, ds.sizes["x"] // cfg.patch
         if ny == 0 or nx == 0:
@@ -150,9 +173,9 @@ def build_index(cfg: DataConfig, task: Literal["A", "B"]) -> PatchIndex:
     return PatchIndex(train, test, rejected)
 
 
-def open_cube(path: str | Path) -> xr.Dataset:
+def open_cube(path: str, storage_options: dict[str, Any] | None = None) -> xr.Dataset:
     """A cube for sample reads: lazily indexed numpy, no Dask (a sample reads small windows)."""
-    return layout.open_cube(path, chunks=None)
+    return layout.open_cube(path, chunks=None, storage_options=storage_options)
 
 
 def load_sample(

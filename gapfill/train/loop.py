@@ -54,7 +54,8 @@ class PatchSet(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         s = self.samples[i]
         if s.cube not in self._cubes:
-            self._cubes[s.cube] = open_cube(self.cfg.data.cubes[s.cube])
+            data = self.cfg.data
+            self._cubes[s.cube] = open_cube(data.cubes[s.cube], data.storage_options)
         x, y, m = load_sample(self._cubes[s.cube], s, self.cfg.data, self.task)
         if self.train:
             x, y, m = augment(x, y, m, np.random.default_rng([self.cfg.seed, self.epoch, i]))

@@ -14,6 +14,7 @@ from gapfill._provenance import __version__, git_sha
 from gapfill.errors import InputError, ServiceError
 from gapfill.models import build_generator, get_method, receptive_field
 from gapfill.models.card import ModelCard, save_model
+from gapfill.storage import absolute, is_url, shown
 from gapfill.train.config import TrainConfig
 from gapfill.train.data import build_index
 from gapfill.train.loop import FAULT_KEY, STATE_FILE, env_fault, train_loop_per_worker
@@ -144,23 +145,6 @@ def _check_resources(cfg: TrainConfig) -> None:
         )
 
 
-def _is_url(location: str) -> bool:
-    return "://" in location and not location.startswith("file://")
-
-
-def _normalised_checkpoints(location: str | None) -> str | None:
-    """None (RUN_DIR/ray), an absolute local path, or an object-store URL as given."""
-    if location is None or _is_url(location):
-        return location
-    return str(Path(location.removeprefix("file://")).expanduser().resolve())
-
-
-def _shown(url: str) -> str:
-    """The URL without credentials or query options, for messages."""
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.rpartition('@')[2].split('?')[0]}"
-
-
 def _check_writable(url: str) -> None:
     """Fail in one line, before Ray starts, when checkpoints cannot be written there."""
     import pyarrow.fs as pafs
@@ -169,7 +153,7 @@ def _check_writable(url: str) -> None:
         fs, path = pafs.FileSystem.from_uri(url)
     except (ValueError, OSError) as exc:
         raise InputError(
-            f"checkpoints {_shown(url)}: {str(exc).splitlines()[0]} — use a local path or an "
+            f"checkpoints {shown(url)}: {str(exc).splitlines()[0]} — use a local path or an "
             "s3://, gs://, abfs:// or hdfs:// URL"
         ) from None
     probe = f"{path.rstrip('/')}/.gapfill-write-probe"
@@ -180,7 +164,7 @@ def _check_writable(url: str) -> None:
         fs.delete_file(probe)
     except OSError as exc:
         raise ServiceError(
-            f"checkpoints cannot be written to {_shown(url)} ({str(exc).splitlines()[0]}): "
+            f"checkpoints cannot be written to {shown(url)} ({str(exc).splitlines()[0]}): "
             "check the bucket, the endpoint and the credentials"
         ) from None
 
@@ -202,7 +186,7 @@ def _check_run_dir(run_dir: Path, cfg: TrainConfig) -> None:
             where = old.checkpoints or default
             how = "omit --checkpoints" if old.checkpoints is None else "pass its --checkpoints"
             raise InputError(
-                f"{run_dir} keeps its checkpoints at {_shown(where) if _is_url(where) else where}"
+                f"{run_dir} keeps its checkpoints at {shown(where)}"
                 f": {how} to resume it, or choose another --out"
             )
         if diff:
@@ -221,12 +205,13 @@ def train(cfg: TrainConfig) -> TrainResult:
     from ray.train.torch import TorchTrainer
 
     run_dir = Path(cfg.out).resolve()
-    cfg = cfg.model_copy(update={"checkpoints": _normalised_checkpoints(cfg.checkpoints)})
+    if cfg.checkpoints is not None:
+        cfg = cfg.model_copy(update={"checkpoints": absolute(cfg.checkpoints)})
     storage = cfg.checkpoints or str(run_dir / "ray")
     method = get_method(cfg.method)
     build_index(cfg.data, method.task)  # fail fast, in the driver, on a cube with no sample
     _check_run_dir(run_dir, cfg)
-    if _is_url(storage):
+    if is_url(storage):
         _check_writable(storage)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))

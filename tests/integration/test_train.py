@@ -279,3 +279,43 @@ def test_bad_checkpoint_locations_are_refused_before_training(tmp_path, cube_pc,
     (run_dir / "config.json").write_text(_cfg(cube_pc, run_dir).model_dump_json())
     with pytest.raises(InputError, match=f"keeps its checkpoints at {run_dir / 'ray'}: omit"):
         train(_cfg(cube_pc, run_dir, checkpoints=str(tmp_path / "elsewhere")))
+
+
+def test_cubes_on_an_object_store_train_like_local_ones(
+    tmp_path, cube_pc, ray_runtime, object_store
+):
+    """No shared disk assumed: the cube and the checkpoints are URLs, workers read them."""
+    import pyarrow.fs as pafs
+
+    key = "cubes/pc.zarr"
+    pafs.copy_files(
+        str(cube_pc),
+        f"{object_store.bucket}/{key}",
+        source_filesystem=pafs.LocalFileSystem(),
+        destination_filesystem=object_store.fs,
+    )
+    url = f"s3://{object_store.bucket}/{key}"
+    options = {
+        "endpoint_url": f"http://{object_store.endpoint}",
+        "key": "testing",
+        "secret": "testing",
+    }
+    remote = DataConfig(cubes=(url,), patch=32, storage_options=options)
+    local = DataConfig(cubes=(str(cube_pc),), patch=32)
+    assert build_index(remote, "B").train == build_index(local, "B").train
+    cfg = TrainConfig(
+        data=remote,
+        out=str(tmp_path / "remote"),
+        checkpoints=object_store.url("runs/remote"),
+        method="cnn",
+        preset="test-tiny",
+        epochs=1,
+        workers=2,
+        seed=3,
+    )
+    result = train(cfg)
+    _, card = load_model(result.run_dir)
+    assert card.training_cubes == (url,) and card.epochs == 1
+    assert result.history[0]["steps"] > 0
+    with pytest.raises(InputError, match="is not a Zarr store"):
+        build_index(DataConfig(cubes=(url + "-missing",), patch=32, storage_options=options), "B")

@@ -1,0 +1,32 @@
+"""Storage locations: local paths or object-store URLs, said the same way everywhere.
+
+A location with a scheme (`s3://`, `gs://`, `abfs://`, `memory://`...) is a URL and is
+passed on untouched; anything else is a local path, made absolute in the process that
+reads the user's input so that workers elsewhere (Ray, Dask) see the same path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["is_url", "absolute", "shown"]
+
+
+def is_url(location: str) -> bool:
+    """True for `scheme://...` other than `file://`."""
+    return "://" in location and not location.startswith("file://")
+
+
+def absolute(location: str) -> str:
+    """A URL as given; a local path (or `file://` URL) as an absolute path."""
+    if is_url(location):
+        return location
+    return str(Path(location.removeprefix("file://")).expanduser().absolute())
+
+
+def shown(location: str) -> str:
+    """The location without credentials or query options, for messages and logs."""
+    if not is_url(location):
+        return location
+    scheme, _, rest = location.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2].split('?')[0]}"
