@@ -226,9 +226,8 @@ def open_cube(
     from gapfill.storage import shown
 
     where = shown(str(path))
-    extra = {"storage_options": storage_options} if storage_options else {}
     try:
-        ds = xr.open_zarr(path, chunks=chunks, **extra)
+        ds = xr.open_zarr(path, chunks=chunks, storage_options=storage_options)
     except ImportError as exc:
         raise InputError(
             f"{where}: {exc} — install the fsspec filesystem for it (s3fs: gapfill[s3])"

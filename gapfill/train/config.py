@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gapfill.errors import InputError
+from gapfill.storage import absolute
 from gapfill.train.data import DataConfig
 
 __all__ = ["TrainConfig", "load_train_config"]
@@ -42,6 +43,12 @@ class TrainConfig(BaseModel):
     keep_checkpoints: int = Field(2, ge=1)
     max_failures: int = Field(1, ge=0)
     max_val_samples: int = Field(64, ge=0)
+
+    @field_validator("checkpoints")
+    @classmethod
+    def _absolute(cls, v: str | None) -> str | None:
+        """A local path made absolute where the config is read (workers run elsewhere)."""
+        return None if v is None else absolute(v)
 
     @field_validator("preset")
     @classmethod

@@ -35,9 +35,9 @@ __all__ = [
 ]
 
 STATE_FILE = "state.pt"
+FAULT_KEY = "_fault_after_epoch"
 
 log = logging.getLogger(__name__)
-FAULT_KEY = "_fault_after_epoch"
 
 
 class PatchSet(Dataset):

@@ -14,7 +14,7 @@ from gapfill._provenance import __version__, git_sha
 from gapfill.errors import InputError, ServiceError
 from gapfill.models import build_generator, get_method, receptive_field
 from gapfill.models.card import ModelCard, save_model
-from gapfill.storage import absolute, is_url, shown
+from gapfill.storage import is_url, shown
 from gapfill.train.config import TrainConfig
 from gapfill.train.data import build_index
 from gapfill.train.loop import FAULT_KEY, STATE_FILE, env_fault, train_loop_per_worker
@@ -31,7 +31,7 @@ class TrainResult:
         self.run_dir, self.history = run_dir, history
 
 
-def write_metrics_csv(path: Path, history: list[dict]) -> None:
+def _write_metrics_csv(path: Path, history: list[dict]) -> None:
     """Per-epoch metrics as CSV, written to a temp file and renamed into place."""
     keys = sorted({k for row in history for k in row}, key=lambda k: (k != "epoch", k))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,7 +74,7 @@ class _MetricsCsv(UserCallback):
         if self.rows is None:
             self.rows = _read_metrics_csv(self.path)
         self.rows[float(row["epoch"])] = {k: float(v) for k, v in row.items()}
-        write_metrics_csv(self.path, [self.rows[e] for e in sorted(self.rows)])
+        _write_metrics_csv(self.path, [self.rows[e] for e in sorted(self.rows)])
 
 
 def _ray(address: str | None, cpus_needed: float) -> bool:
@@ -205,8 +205,6 @@ def train(cfg: TrainConfig) -> TrainResult:
     from ray.train.torch import TorchTrainer
 
     run_dir = Path(cfg.out).resolve()
-    if cfg.checkpoints is not None:
-        cfg = cfg.model_copy(update={"checkpoints": absolute(cfg.checkpoints)})
     storage = cfg.checkpoints or str(run_dir / "ray")
     method = get_method(cfg.method)
     build_index(cfg.data, method.task)  # fail fast, in the driver, on a cube with no sample
@@ -239,7 +237,8 @@ def train(cfg: TrainConfig) -> TrainResult:
                 storage_path=storage,
                 checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
                 failure_config=FailureConfig(max_failures=cfg.max_failures),
-                callbacks=[_MetricsCsv(run_dir / "metrics.csv")],
+                # Typed as Ray Tune's Callback (Train V1); V2 takes UserCallback.
+                callbacks=[_MetricsCsv(run_dir / "metrics.csv")],  # type: ignore[list-item]
             ),
         )
         result = trainer.fit()
@@ -273,6 +272,6 @@ def train(cfg: TrainConfig) -> TrainResult:
         git_sha=git_sha(),
     )
     save_model(run_dir, g, card)
-    write_metrics_csv(run_dir / "metrics.csv", history)
+    _write_metrics_csv(run_dir / "metrics.csv", history)
     log.info("model written to %s (%d epochs)", run_dir, card.epochs)
     return TrainResult(run_dir, history)
