@@ -169,6 +169,75 @@ def _check_writable(url: str) -> None:
         ) from None
 
 
+_FIXED = ("method", "preset", "data", "norm", "seed", "batch_size")
+RUN_NAME = "train"
+
+
+def _latest_checkpoint(fs: object, run_path: str) -> str | None:
+    """The checkpoint folder Ray Train resumes from: the latest in its manager snapshot,
+    else the newest `checkpoint_*` folder; None when the run has none yet."""
+    import json
+
+    import pyarrow.fs as pafs
+
+    assert isinstance(fs, pafs.FileSystem)
+    try:
+        with fs.open_input_stream(f"{run_path}/checkpoint_manager_snapshot.json") as f:
+            snapshot = json.loads(f.read())
+        return str(snapshot["latest_checkpoint_result"]["checkpoint_dir_name"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    infos = fs.get_file_info(pafs.FileSelector(run_path, allow_not_found=True))
+    names = sorted(
+        i.base_name
+        for i in infos
+        if i.type == pafs.FileType.Directory and i.base_name.startswith("checkpoint_")
+    )
+    return names[-1] if names else None
+
+
+def _check_checkpoint(storage: str, cfg: TrainConfig) -> None:
+    """The checkpoint a re-run would resume from must load and belong to this run.
+
+    Checked in the driver, before Ray starts: a damaged or foreign checkpoint would
+    otherwise fail every worker start (and every retry) with a traceback.
+    """
+    import io
+
+    import pyarrow.fs as pafs
+
+    fs, root = (
+        pafs.FileSystem.from_uri(storage)
+        if is_url(storage)
+        else (
+            pafs.LocalFileSystem(),
+            storage,
+        )
+    )
+    run_path = f"{root.rstrip('/')}/{RUN_NAME}"
+    name = _latest_checkpoint(fs, run_path)
+    if name is None:
+        return
+    where = f"{shown(storage)}/{RUN_NAME}/{name}"
+    try:
+        with fs.open_input_stream(f"{run_path}/{name}/{STATE_FILE}") as f:
+            state = torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=True)
+        old = TrainConfig.model_validate_json(state["config"])
+        int(state["epoch"])
+    except Exception as exc:  # torch raises RuntimeError/EOFError/pickle errors alike
+        why = (str(exc).splitlines() or [type(exc).__name__])[0].split(". ")[0]
+        raise InputError(
+            f"checkpoint {where} cannot be read ({why}): move "
+            f"{shown(storage)} aside to start over, or choose another --out/--checkpoints"
+        ) from None
+    diff = [k for k in _FIXED if getattr(old, k) != getattr(cfg, k)]
+    if diff:
+        raise InputError(
+            f"checkpoint {where} belongs to a run with other {', '.join(diff)}: give this "
+            "run its own --checkpoints location"
+        )
+
+
 def _check_run_dir(run_dir: Path, cfg: TrainConfig) -> None:
     """A RUN_DIR that holds another run (other method/preset/data) is refused, not reused."""
     existing = run_dir / "config.json"
@@ -179,8 +248,7 @@ def _check_run_dir(run_dir: Path, cfg: TrainConfig) -> None:
             raise InputError(
                 f"{existing} is not a gapfill training config: choose another --out"
             ) from None
-        fixed = ("method", "preset", "data", "norm", "seed", "batch_size")
-        diff = [k for k in fixed if getattr(old, k) != getattr(cfg, k)]
+        diff = [k for k in _FIXED if getattr(old, k) != getattr(cfg, k)]
         default = str(run_dir / "ray")
         if (old.checkpoints or default) != (cfg.checkpoints or default):
             where = old.checkpoints or default
@@ -211,6 +279,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     _check_run_dir(run_dir, cfg)
     if is_url(storage):
         _check_writable(storage)
+    _check_checkpoint(storage, cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
     started = _ray(cfg.ray_address, cfg.workers * cfg.cpus_per_worker)
@@ -233,7 +302,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                 },
             ),
             run_config=RunConfig(
-                name="train",
+                name=RUN_NAME,
                 storage_path=storage,
                 checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
                 failure_config=FailureConfig(max_failures=cfg.max_failures),

@@ -319,3 +319,37 @@ def test_cubes_on_an_object_store_train_like_local_ones(
     assert result.history[0]["steps"] > 0
     with pytest.raises(InputError, match="is not a Zarr store"):
         build_index(DataConfig(cubes=(url + "-missing",), patch=32, storage_options=options), "B")
+
+
+def test_a_damaged_or_foreign_checkpoint_is_refused_in_one_line(tmp_path, cube_pc, ray_runtime):
+    import hashlib
+
+    run_dir = tmp_path / "run"
+    train(_cfg(cube_pc, run_dir, method="cnn", epochs=1))
+    saved = hashlib.sha256((run_dir / "model.pt").read_bytes()).hexdigest()
+    (state,) = (run_dir / "ray" / "train").glob("checkpoint_*/state.pt")
+    # Another run pointed at this run's checkpoints would resume from them: refused.
+    with pytest.raises(InputError, match="belongs to a run with other method"):
+        train(_cfg(cube_pc, tmp_path / "other", method="mtcnn", checkpoints=str(run_dir / "ray")))
+    assert not (tmp_path / "other").exists()
+    state.write_bytes(state.read_bytes()[:1000])  # a checkpoint cut short
+    proc = subprocess.run(
+        [
+            *(
+                sys.executable,
+                "-m",
+                "gapfill.cli",
+                "train",
+                "--config",
+                str(run_dir / "config.json"),
+            ),
+            *("--out", str(run_dir), "--epochs", "2"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-800:]
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("gapfill: error: ")]
+    assert len(errors) == 1 and "cannot be read" in errors[0] and state.parent.name in errors[0]
+    assert hashlib.sha256((run_dir / "model.pt").read_bytes()).hexdigest() == saved
