@@ -187,7 +187,12 @@ def _latest_checkpoint(fs: object, run_path: str) -> str | None:
         return str(snapshot["latest_checkpoint_result"]["checkpoint_dir_name"])
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    infos = fs.get_file_info(pafs.FileSelector(run_path, allow_not_found=True))
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(run_path, allow_not_found=True))
+    except OSError as exc:
+        raise ServiceError(
+            f"cannot list the checkpoints in {shown(run_path)} ({str(exc).splitlines()[0]})"
+        ) from None
     names = sorted(
         i.base_name
         for i in infos
