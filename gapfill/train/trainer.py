@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import io
+import json
 import logging
 import os
 from pathlib import Path
 
+import pyarrow.fs as pafs
 import torch
 from ray.train import UserCallback
 
@@ -145,17 +148,21 @@ def _check_resources(cfg: TrainConfig) -> None:
         )
 
 
-def _check_writable(url: str) -> None:
-    """Fail in one line, before Ray starts, when checkpoints cannot be written there."""
-    import pyarrow.fs as pafs
-
+def _storage_fs(storage: str) -> tuple[pafs.FileSystem, str]:
+    """The pyarrow filesystem and path of a checkpoint location (path or URL)."""
+    if not is_url(storage):
+        return pafs.LocalFileSystem(), storage
     try:
-        fs, path = pafs.FileSystem.from_uri(url)
+        return pafs.FileSystem.from_uri(storage)
     except (ValueError, OSError) as exc:
         raise InputError(
-            f"checkpoints {shown(url)}: {str(exc).splitlines()[0]} — use a local path or an "
-            "s3://, gs://, abfs:// or hdfs:// URL"
+            f"checkpoints {shown(storage)}: {str(exc).splitlines()[0]} — use a local path or "
+            "an s3://, gs://, abfs:// or hdfs:// URL"
         ) from None
+
+
+def _check_writable(fs: pafs.FileSystem, path: str, storage: str) -> None:
+    """Fail in one line, before Ray starts, when checkpoints cannot be written there."""
     probe = f"{path.rstrip('/')}/.gapfill-write-probe"
     try:
         fs.create_dir(path, recursive=True)
@@ -164,7 +171,7 @@ def _check_writable(url: str) -> None:
         fs.delete_file(probe)
     except OSError as exc:
         raise ServiceError(
-            f"checkpoints cannot be written to {shown(url)} ({str(exc).splitlines()[0]}): "
+            f"checkpoints cannot be written to {shown(storage)} ({str(exc).splitlines()[0]}): "
             "check the bucket, the endpoint and the credentials"
         ) from None
 
@@ -173,14 +180,9 @@ _FIXED = ("method", "preset", "data", "norm", "seed", "batch_size")
 RUN_NAME = "train"
 
 
-def _latest_checkpoint(fs: object, run_path: str) -> str | None:
+def _latest_checkpoint(fs: pafs.FileSystem, run_path: str) -> str | None:
     """The checkpoint folder Ray Train resumes from: the latest in its manager snapshot,
     else the newest `checkpoint_*` folder; None when the run has none yet."""
-    import json
-
-    import pyarrow.fs as pafs
-
-    assert isinstance(fs, pafs.FileSystem)
     try:
         with fs.open_input_stream(f"{run_path}/checkpoint_manager_snapshot.json") as f:
             snapshot = json.loads(f.read())
@@ -201,24 +203,12 @@ def _latest_checkpoint(fs: object, run_path: str) -> str | None:
     return names[-1] if names else None
 
 
-def _check_checkpoint(storage: str, cfg: TrainConfig) -> None:
+def _check_checkpoint(fs: pafs.FileSystem, root: str, storage: str, cfg: TrainConfig) -> None:
     """The checkpoint a re-run would resume from must load and belong to this run.
 
     Checked in the driver, before Ray starts: a damaged or foreign checkpoint would
     otherwise fail every worker start (and every retry) with a traceback.
     """
-    import io
-
-    import pyarrow.fs as pafs
-
-    fs, root = (
-        pafs.FileSystem.from_uri(storage)
-        if is_url(storage)
-        else (
-            pafs.LocalFileSystem(),
-            storage,
-        )
-    )
     run_path = f"{root.rstrip('/')}/{RUN_NAME}"
     name = _latest_checkpoint(fs, run_path)
     if name is None:
@@ -282,9 +272,10 @@ def train(cfg: TrainConfig) -> TrainResult:
     method = get_method(cfg.method)
     build_index(cfg.data, method.task)  # fail fast, in the driver, on a cube with no sample
     _check_run_dir(run_dir, cfg)
+    fs, root = _storage_fs(storage)
     if is_url(storage):
-        _check_writable(storage)
-    _check_checkpoint(storage, cfg)
+        _check_writable(fs, root, storage)
+    _check_checkpoint(fs, root, storage, cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
     started = _ray(cfg.ray_address, cfg.workers * cfg.cpus_per_worker)
