@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gapfill.cube import layout
 
-__all__ = ["ReferenceRule", "pick_reference", "compose_reference", "NONE"]
+__all__ = ["ReferenceRule", "pick_reference", "compose_reference", "lookback_first", "NONE"]
 
 NONE = -1
 
@@ -24,6 +24,16 @@ class ReferenceRule(BaseModel):
 
     lookback_days: int = Field(60, ge=1)
     same_orbit: bool = True
+
+
+def lookback_first(times: np.ndarray, target: int, rule: ReferenceRule) -> int:
+    """Index of the earliest day within the look-back of day `target` (`target` itself if
+    none): the days `target..first` are all the rule may ever read for that target."""
+    limit = np.timedelta64(rule.lookback_days, "D")
+    first = target
+    while first > 0 and times[target] - times[first - 1] <= limit:
+        first -= 1
+    return first
 
 
 def pick_reference(

@@ -35,11 +35,10 @@ from gapfill._provenance import __version__, git_sha
 from gapfill.bands import S1_POLS, S2_BANDS
 from gapfill.cluster import dask_client
 from gapfill.cube import layout
-from gapfill.cube.reference import NONE, pick_reference
 from gapfill.errors import InputError
 from gapfill.fill import product
 from gapfill.fill.config import FillConfig
-from gapfill.fill.infer import Window, cached_model, fill_window, halo_of
+from gapfill.fill.task import Job, TaskResult, fill_task
 from gapfill.grid import tile_boxes
 from gapfill.logs import progress_enabled
 from gapfill.models.card import ModelCard, load_model, weights_sha256
@@ -249,117 +248,6 @@ def _day_stats(cube: xr.Dataset, days: list[int]) -> tuple[np.ndarray, np.ndarra
     return share, np.asarray(s1, bool)
 
 
-_CUBES: dict[tuple[str, int], xr.Dataset] = {}
-
-
-def _cube_for_task(path: str, n_times: int) -> xr.Dataset:
-    key = (path, n_times)
-    if key not in _CUBES:
-        _CUBES.clear()
-        _CUBES[key] = layout.open_cube(path, chunks=None)
-    return _CUBES[key]
-
-
-@dataclass(frozen=True)
-class _Job:
-    """What every task of one run shares (absolute paths: workers may run elsewhere)."""
-
-    cube: str
-    n_times: int
-    out: str
-    model_dir: str
-    sha: str
-    device: str
-    chunk: int
-    tile: int
-    batch: int
-
-
-def _fill_task(
-    job: _Job, targets: list[int], fill_days: list[bool], box: tuple[int, int, int, int]
-) -> dict[str, Any]:
-    """Fill days `targets` (cube time indices) over the chunk `box` = (y0, y1, x0, x1) and
-    write it into the product; runs on a Dask worker."""
-    t0 = time.perf_counter()
-    model, card = cached_model(job.model_dir, job.sha, job.device)
-    ds = _cube_for_task(job.cube, job.n_times)
-    halo = halo_of(card)
-    y0, y1, x0, x1 = box
-    h, w = ds.sizes["y"], ds.sizes["x"]
-    ya, yb, xa, xb = max(y0 - halo, 0), min(y1 + halo, h), max(x0 - halo, 0), min(x1 + halo, w)
-    space = {"y": slice(ya, yb), "x": slice(xa, xb)}
-    times = ds["time"].values
-    needed = set(targets)
-    if card.task == "B" and any(fill_days):
-        limit = np.timedelta64(card.reference.lookback_days, "D")
-        first = min(targets)
-        while first > 0 and times[max(targets)] - times[first - 1] <= limit:
-            first -= 1
-        span = list(range(first, max(targets) + 1))
-        clear = ds[layout.CLEAR].isel({"time": span, **space}).values
-        orbit = ds[layout.S1_ORBIT].isel({"time": span, **space}).values
-        for t, do in zip(targets, fill_days, strict=True):
-            if do:
-                ref, _ = pick_reference(times[span], span.index(t), clear, orbit, card.reference)
-                needed.update(span[int(k)] for k in np.unique(ref[ref != NONE]))
-    days = sorted(needed)
-    sub = ds.isel({"time": days, **space})
-    win = Window(
-        times=times[days],
-        s2=np.asarray(sub[layout.S2].values, np.float32),
-        s1=np.asarray(sub[layout.S1].values, np.float32),
-        clear=np.asarray(sub[layout.CLEAR].values, bool),
-        orbit=np.asarray(sub[layout.S1_ORBIT].values),
-    )
-    t1 = time.perf_counter()
-    res = fill_window(
-        win,
-        [days.index(t) for t in targets],
-        fill_days,
-        model,
-        card,
-        tile=job.tile,
-        batch=job.batch,
-    )
-    t2 = time.perf_counter()
-    inner = (slice(y0 - ya, y1 - ya), slice(x0 - xa, x1 - xa))
-    for j, t in enumerate(targets):
-        region = {"time": slice(t, t + 1), "y": slice(y0, y1), "x": slice(x0, x1)}
-        layout.check_region_aligned(
-            region,
-            {"time": 1, "y": job.chunk, "x": job.chunk},
-            {"time": job.n_times, "y": h, "x": w},
-        )
-        piece = xr.Dataset(
-            {
-                product.S2: (("time", "band", "y", "x"), res.s2[j : j + 1, :, *inner]),
-                product.STATUS: (("time", "y", "x"), res.status[j : j + 1, *inner]),
-                product.REFERENCE_DT: (("time", "y", "x"), res.reference_dt[j : j + 1, *inner]),
-            }
-        )
-        piece.to_zarr(
-            job.out,
-            region=region,
-            mode="r+",
-            zarr_format=3,
-            consolidated=False,
-        )
-    status = res.status[:, *inner]
-    return {
-        "clear": int((status == product.CLEAR).sum()),
-        "filled": int((status == product.FILLED).sum()),
-        "unfilled": int((status == product.UNFILLED).sum()),
-        "model_px": res.model_px,
-        "windows": {f"{yb - ya}x{xb - xa}": res.model_px // ((yb - ya) * (xb - xa))},
-        "seconds": {
-            "read": t1 - t0,
-            "model": res.model_seconds,
-            "references": t2 - t1 - res.model_seconds,
-            "write": time.perf_counter() - t2,
-        },
-    }
-
-
 class _Progress:
     """A rich bar on a terminal, a log line per finished day group otherwise."""
 
@@ -436,7 +324,7 @@ def fill(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillReport:
                 todo = [d for d in todo if not now[d[0]]]
             for t, _ in todo:
                 flags[t] = False
-            job = _Job(
+            job = Job(
                 cube=str(Path(cfg.cube).resolve()),
                 n_times=len(days),
                 out=str(out),
@@ -525,7 +413,7 @@ class _Fault:
 
 def _run_tasks(
     client: Any,
-    job: _Job,
+    job: Job,
     todo: list[tuple[int, bool]],
     days_per_task: int,
     shape: tuple[int, int],
@@ -549,7 +437,7 @@ def _run_tasks(
     def submit(g: int, box: tuple[int, int, int, int]) -> Any:
         targets = [t for t, _ in groups[g]]
         fill_days = [do for _, do in groups[g]]
-        fut = client.submit(_fill_task, job, targets, fill_days, box, pure=False)
+        fut = client.submit(fill_task, job, targets, fill_days, box, pure=False)
         group_of[fut.key] = g
         return fut
 
@@ -557,14 +445,14 @@ def _run_tasks(
     running = as_completed([submit(*job) for job in itertools.islice(queue, window)])
     try:
         for fut in running:
-            counts = fut.result()
-            report.pixels_clear += counts["clear"]
-            report.pixels_filled += counts["filled"]
-            report.pixels_unfilled += counts["unfilled"]
-            report.pixels_through_model += counts["model_px"]
-            for phase, sec in counts["seconds"].items():
+            counts: TaskResult = fut.result()
+            report.pixels_clear += counts.clear
+            report.pixels_filled += counts.filled
+            report.pixels_unfilled += counts.unfilled
+            report.pixels_through_model += counts.model_px
+            for phase, sec in counts.seconds.items():
                 report.task_seconds[phase] = round(report.task_seconds.get(phase, 0.0) + sec, 3)
-            for window, n in counts["windows"].items():
+            for window, n in counts.windows.items():
                 if n:
                     report.model_windows[window] = report.model_windows.get(window, 0) + n
             progress.advance()

@@ -23,7 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pyproj import Transformer
 
 from gapfill.cube import layout
-from gapfill.cube.reference import NONE, ReferenceRule, compose_reference, pick_reference
+from gapfill.cube.reference import (
+    NONE,
+    ReferenceRule,
+    compose_reference,
+    lookback_first,
+    pick_reference,
+)
 from gapfill.errors import InputError
 from gapfill.grid import parse_aoi
 from gapfill.normalize import Normalisation, model_input
@@ -131,7 +137,6 @@ def build_index(cfg: DataConfig, task: Literal["A", "B"]) -> PatchIndex:
         clear = _patch_fraction(ds[layout.CLEAR], cfg.patch, ny, nx)
         has_s1 = _patch_fraction(layout.has_s1(ds[layout.S1_ORBIT]), cfg.patch, ny, nx)
         x, y = ds["x"].values, ds["y"].values
-        limit = np.timedelta64(cfg.reference.lookback_days, "D")
         for py in range(ny):
             for px in range(nx):
                 cy = y[py * cfg.patch + cfg.patch // 2]
@@ -158,7 +163,7 @@ def build_index(cfg: DataConfig, task: Literal["A", "B"]) -> PatchIndex:
                     if task == "A":
                         split.append(Sample(ci, y0, x0, t, "none"))
                         continue
-                    earlier = [k for k in range(t) if times[t] - times[k] <= limit]
+                    earlier = list(range(lookback_first(times, t, cfg.reference), t))
                     if not earlier:
                         rejected["no earlier day within the look-back"] += 1
                         continue
@@ -208,8 +213,7 @@ def _composite(
 ) -> tuple[np.ndarray, np.ndarray]:
     """O1 and S1_t1 (physical units) by the per-pixel reference rule."""
     times = ds["time"].values
-    limit = np.timedelta64(cfg.reference.lookback_days, "D")
-    first = next(k for k in range(s.target + 1) if times[s.target] - times[k] <= limit)
+    first = lookback_first(times, s.target, cfg.reference)
     span = ds.isel({"time": slice(first, s.target + 1), **win})
     ref, _ = pick_reference(
         times[first : s.target + 1],

@@ -1,0 +1,146 @@
+"""One unit of fill work: a spatial chunk x a group of days, on a Dask worker.
+
+A task reads its window of the cube (plus a halo of half the model's receptive field)
+over the days it fills and the days their references come from, fills it and writes
+whole chunks of the product itself. What a day gets never depends on which other days
+share its task: the days read cover every target's whole look-back.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import xarray as xr
+
+from gapfill.cube import layout
+from gapfill.cube.reference import NONE, lookback_first, pick_reference
+from gapfill.fill import product
+from gapfill.fill.infer import Window, cached_model, fill_window, halo_of
+from gapfill.models.card import ModelCard
+
+__all__ = ["Job", "TaskResult", "read_window", "fill_task"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every task of one run shares (absolute paths: workers may run elsewhere)."""
+
+    cube: str
+    n_times: int
+    out: str
+    model_dir: str
+    sha: str
+    device: str
+    chunk: int
+    tile: int
+    batch: int
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """Pixel counts and per-phase seconds of one task."""
+
+    clear: int
+    filled: int
+    unfilled: int
+    model_px: int
+    windows: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def read_window(
+    ds: xr.Dataset,
+    targets: list[int],
+    fill_days: list[bool],
+    space: dict[str, slice],
+    card: ModelCard,
+) -> tuple[Window, list[int]]:
+    """The cube window (`space` of y/x slices) over the target days and every day their
+    references come from, and the targets' indices in it.
+
+    For each target day to fill, the reference rule runs over the target's whole
+    look-back, so the days read (and hence the result) are the same whichever other
+    days the task fills.
+    """
+    times = ds["time"].values
+    needed = set(targets)
+    if card.task == "B" and any(fill_days):
+        first = lookback_first(times, min(targets), card.reference)
+        span = list(range(first, max(targets) + 1))
+        clear = ds[layout.CLEAR].isel({"time": span, **space}).values
+        orbit = ds[layout.S1_ORBIT].isel({"time": span, **space}).values
+        for t, do in zip(targets, fill_days, strict=True):
+            if do:
+                ref, _ = pick_reference(times[span], span.index(t), clear, orbit, card.reference)
+                needed.update(span[int(k)] for k in np.unique(ref[ref != NONE]))
+    days = sorted(needed)
+    sub = ds.isel({"time": days, **space})
+    win = Window(
+        times=times[days],
+        s2=np.asarray(sub[layout.S2].values, np.float32),
+        s1=np.asarray(sub[layout.S1].values, np.float32),
+        clear=np.asarray(sub[layout.CLEAR].values, bool),
+        orbit=np.asarray(sub[layout.S1_ORBIT].values),
+    )
+    return win, [days.index(t) for t in targets]
+
+
+_CUBES: dict[tuple[str, int], xr.Dataset] = {}
+
+
+def _cube_for_task(path: str, n_times: int) -> xr.Dataset:
+    key = (path, n_times)
+    if key not in _CUBES:
+        _CUBES.clear()
+        _CUBES[key] = layout.open_cube(path, chunks=None)
+    return _CUBES[key]
+
+
+def fill_task(
+    job: Job, targets: list[int], fill_days: list[bool], box: tuple[int, int, int, int]
+) -> TaskResult:
+    """Fill days `targets` (cube time indices) over the chunk `box` = (y0, y1, x0, x1) and
+    write it into the product; runs on a Dask worker."""
+    t0 = time.perf_counter()
+    model, card = cached_model(job.model_dir, job.sha, job.device)
+    ds = _cube_for_task(job.cube, job.n_times)
+    halo = halo_of(card)
+    y0, y1, x0, x1 = box
+    h, w = ds.sizes["y"], ds.sizes["x"]
+    ya, yb, xa, xb = max(y0 - halo, 0), min(y1 + halo, h), max(x0 - halo, 0), min(x1 + halo, w)
+    win, local = read_window(ds, targets, fill_days, {"y": slice(ya, yb), "x": slice(xa, xb)}, card)
+    t1 = time.perf_counter()
+    res = fill_window(win, local, fill_days, model, card, tile=job.tile, batch=job.batch)
+    t2 = time.perf_counter()
+    inner = (slice(y0 - ya, y1 - ya), slice(x0 - xa, x1 - xa))
+    for j, t in enumerate(targets):
+        region = {"time": slice(t, t + 1), "y": slice(y0, y1), "x": slice(x0, x1)}
+        layout.check_region_aligned(
+            region,
+            {"time": 1, "y": job.chunk, "x": job.chunk},
+            {"time": job.n_times, "y": h, "x": w},
+        )
+        piece = xr.Dataset(
+            {
+                product.S2: (("time", "band", "y", "x"), res.s2[j : j + 1, :, *inner]),
+                product.STATUS: (("time", "y", "x"), res.status[j : j + 1, *inner]),
+                product.REFERENCE_DT: (("time", "y", "x"), res.reference_dt[j : j + 1, *inner]),
+            }
+        )
+        piece.to_zarr(job.out, region=region, mode="r+", zarr_format=3, consolidated=False)
+    status = res.status[:, *inner]
+    return TaskResult(
+        clear=int((status == product.CLEAR).sum()),
+        filled=int((status == product.FILLED).sum()),
+        unfilled=int((status == product.UNFILLED).sum()),
+        model_px=res.model_px,
+        windows={f"{yb - ya}x{xb - xa}": res.model_px // ((yb - ya) * (xb - xa))},
+        seconds={
+            "read": t1 - t0,
+            "model": res.model_seconds,
+            "references": t2 - t1 - res.model_seconds,
+            "write": time.perf_counter() - t2,
+        },
+    )
