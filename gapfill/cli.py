@@ -194,14 +194,23 @@ def build_cube_cmd(
     s1_provider: Annotated[str | None, typer.Option(help="Sentinel-1 provider")] = None,
     stac_url: Annotated[str | None, typer.Option(help="any STAC API URL")] = None,
     profile: Annotated[Path | None, typer.Option(help="YAML mapping for --stac-url")] = None,
-    resolution: Annotated[float, typer.Option(help="metres")] = 10.0,
+    resolution: Annotated[
+        float | None, typer.Option(help="metres (default 10, or an existing cube's)")
+    ] = None,
     epsg: Annotated[int | None, typer.Option(help="CRS (default: UTM zone of the AOI)")] = None,
-    max_gap_days: Annotated[float, typer.Option(help="S1-S2 matching window, days")] = 5.0,
-    chunk: Annotated[int, typer.Option(help="square spatial chunk, pixels")] = 1024,
-    despeckle: Annotated[str, typer.Option(help="none or lee")] = "none",
+    max_gap_days: Annotated[
+        float | None, typer.Option(help="S1-S2 matching window, days (default 5)")
+    ] = None,
+    chunk: Annotated[
+        int | None, typer.Option(help="square spatial chunk, pixels (default 1024)")
+    ] = None,
+    despeckle: Annotated[str | None, typer.Option(help="none (default) or lee")] = None,
     max_cloud: Annotated[float | None, typer.Option(help="skip S2 items above PCT")] = None,
     batch_days: Annotated[int, typer.Option(help="days per region write")] = 8,
     strict: Annotated[bool, typer.Option(help="fail on an unreadable item")] = False,
+    max_pixels: Annotated[
+        int, typer.Option(help="refuse a grid above this many pixels")
+    ] = 1_000_000_000,
     dask_scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address")] = None,
     log_level: LogLevel = "INFO",
     verbose: Verbose = 0,
@@ -210,6 +219,14 @@ def build_cube_cmd(
     _logging(log_level, verbose)
     from gapfill.cube import CubeConfig, build_cube, cube_info
 
+    # Settings left out stay unset, so that extending a cube takes the cube's own.
+    given = dict(
+        resolution=resolution,
+        epsg=epsg,
+        max_gap_days=max_gap_days,
+        chunk=chunk,
+        despeckle=despeckle,
+    )
     cfg = _validated(
         CubeConfig,
         aoi=aoi,
@@ -219,14 +236,11 @@ def build_cube_cmd(
         s1_provider=s1_provider,
         stac_url=stac_url,
         profile=str(profile) if profile else None,
-        resolution=resolution,
-        epsg=epsg,
-        max_gap_days=max_gap_days,
-        chunk=chunk,
-        despeckle=despeckle,
         max_cloud=max_cloud,
         batch_days=batch_days,
         strict=strict,
+        max_pixels=max_pixels,
+        **{k: v for k, v in given.items() if v is not None},
     )
     report = build_cube(out, cfg, dask_scheduler=dask_scheduler)
     _print_cube_info(cube_info(out))
@@ -271,6 +285,53 @@ def cube_info_cmd(
         typer.echo(json.dumps(info, indent=2))
     else:
         _print_cube_info(info)
+
+
+@cube_app.command("check")
+def cube_check_cmd(
+    cube: Annotated[Path, typer.Argument(help="a cube made by 'gapfill build-cube'")],
+    repair: Annotated[
+        bool, typer.Option(help="flag damaged days incomplete, so build-cube redoes them")
+    ] = False,
+    log_level: LogLevel = "WARNING",
+    verbose: Verbose = 0,
+) -> None:
+    """Verify that every chunk of every complete day exists and decodes (exit 1 if not)."""
+    _logging(log_level, verbose)
+    from gapfill.cube import check_cube
+
+    report = check_cube(cube, repair=repair)
+    for day, problems in report.damaged.items():
+        typer.echo(f"  {day}: " + "; ".join(problems[:3]) + (" ..." if len(problems) > 3 else ""))
+    if not report.damaged:
+        typer.echo(f"{report.path}: {report.days_checked} complete days, every chunk readable")
+        return
+    if report.repaired:
+        typer.echo(
+            f"{report.path}: {len(report.damaged)} damaged days flagged incomplete: re-run "
+            "'gapfill build-cube' with the cube's options to redo them"
+        )
+        return
+    typer.echo(
+        f"{report.path}: {len(report.damaged)} of {report.days_checked} complete days damaged: "
+        f"run 'gapfill cube check {report.path} --repair', then 'gapfill build-cube' again"
+    )
+    raise typer.Exit(1)
+
+
+def _day_list(text: str | None) -> tuple[str, ...]:
+    """`--dates D1,D2`: left out means no day list; given but blank (an unset shell
+    variable) is an error, never "every day"."""
+    if text is None:
+        return ()
+    days = tuple(d.strip() for d in text.split(",") if d.strip())
+    if not days:
+        from gapfill.errors import InputError
+
+        raise InputError(
+            f"--dates {text!r} names no day: give D1,D2,... or leave --dates out to fill every day"
+        )
+    return days
 
 
 def _validated(schema: type[M], /, **values: Any) -> M:  # M: a pydantic model
@@ -362,7 +423,7 @@ def fill_cmd(
         cube=str(cube),
         model=str(model),
         out=str(out),
-        dates=tuple(d.strip() for d in dates.split(",") if d.strip()) if dates else (),
+        dates=_day_list(dates),
         start=start,
         end=end,
         min_cloud=min_cloud,
@@ -379,6 +440,50 @@ def fill_cmd(
         f"{len(r.days_skipped)}; pixels filled {r.pixels_filled}, unfilled "
         f"{r.pixels_unfilled}; {r.mpx_per_s:.2f} Mpx/s ({r.seconds:.1f} s); item {r.item}"
     )
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    cube: Annotated[Path, typer.Option(help="the cube (Zarr) to evaluate on")],
+    model: Annotated[Path, typer.Option(help="RUN_DIR with model.pt + model.json")],
+    start: Annotated[
+        str | None, typer.Option(help="first target day (default: after the training days)")
+    ] = None,
+    end: Annotated[str | None, typer.Option(help="last target day, YYYY-MM-DD")] = None,
+    region: Annotated[
+        str | None, typer.Option(help="AOI (lon/lat bbox, WKT or GeoJSON) to score inside")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="report folder (default: CUBE-evaluate beside the cube)")
+    ] = None,
+    allow_train_overlap: Annotated[
+        bool, typer.Option(help="score days and pixels the model was trained on")
+    ] = False,
+    max_targets: Annotated[int, typer.Option(help="at most N target days")] = 24,
+    seed: Annotated[int, typer.Option(help="seed of the mask choice and the bootstrap")] = 0,
+    log_level: LogLevel = "INFO",
+    verbose: Verbose = 0,
+) -> None:
+    """Score the model beside persistence, nearest and interpolation on hidden clear pixels
+    of the cube (real cloud masks of its other days)."""
+    _logging(log_level, verbose)
+    from gapfill.evaluate import EvaluateConfig, evaluate, print_report
+
+    cfg = _validated(
+        EvaluateConfig,
+        cube=str(cube),
+        model=str(model),
+        start=start,
+        end=end,
+        region=region,
+        allow_train_overlap=allow_train_overlap,
+        max_targets=max_targets,
+        seed=seed,
+    )
+    folder = out or cube.with_name(cube.name.removesuffix(".zarr") + "-evaluate")
+    report = evaluate(cfg, folder)
+    print_report(report)
+    typer.echo(f"report: {folder / 'report.md'} (+ report.json, one PNG per target day)")
 
 
 @app.command("quicklook")

@@ -10,11 +10,13 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import shapely
 import shapely.geometry
 import shapely.validation
+from pydantic import BeforeValidator
 from shapely.geometry.base import BaseGeometry
 
 from gapfill.errors import InputError
@@ -26,6 +28,8 @@ __all__ = [
     "Grid",
     "parse_aoi",
     "parse_date_range",
+    "parse_day",
+    "UTCDay",
     "utm_epsg",
     "to_naive_utc",
     "within_days",
@@ -152,16 +156,43 @@ class DateRange:
         return (self.end - self.start).days + 1
 
 
-def _parse_day(text: str, what: str) -> date:
+def parse_day(value: str | date, what: str = "the") -> date:
+    """The UTC day of `value`: `YYYY-MM-DD`, or an ISO 8601 date-time whose offset is
+    converted to UTC (`2022-05-01T23:30-05:00` is 2022-05-02); naive times are UTC. The one
+    date parser of every verb and config."""
+    if isinstance(value, datetime):
+        return to_naive_utc(value).date()
+    if isinstance(value, date):
+        return value
+    text = str(value).strip()
+    if not text:
+        raise InputError(f"{what} date is empty: use YYYY-MM-DD (UTC)")
     try:
-        return date.fromisoformat(text.strip()[:10])
+        return date.fromisoformat(text)
     except ValueError:
-        raise InputError(f"{what} date {text!r} is not a date: use YYYY-MM-DD (UTC)") from None
+        pass
+    try:
+        return to_naive_utc(datetime.fromisoformat(text.replace("z", "Z"))).date()
+    except ValueError:
+        raise InputError(
+            f"{what} date {text!r} is not a date: use YYYY-MM-DD (UTC) or an ISO 8601 time"
+        ) from None
+
+
+def _utc_day(value: object) -> date:
+    try:
+        return parse_day(value)  # type: ignore[arg-type]
+    except InputError as exc:
+        raise ValueError(str(exc)) from None
+
+
+# A pydantic field type for days: the same parsing as the CLI's (time zones to UTC).
+UTCDay = Annotated[date, BeforeValidator(_utc_day)]
 
 
 def parse_date_range(start: str, end: str) -> DateRange:
     """Parse inclusive UTC start and end days; end before start is an error."""
-    first, last = _parse_day(start, "start"), _parse_day(end, "end")
+    first, last = parse_day(start, "start"), parse_day(end, "end")
     if last < first:
         raise InputError(f"end date {last} is before start date {first}: swap them")
     return DateRange(first, last)

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import signal
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ import xarray as xr
 import zarr
 from pyproj import Transformer
 
+from gapfill import store
 from gapfill._provenance import __version__, git_sha
 from gapfill.bands import S1_POLS, S2_BANDS, S2_SCL
 from gapfill.cluster import dask_client
@@ -56,8 +58,11 @@ class BuildReport:
     skipped_items: dict[str, str] = field(default_factory=dict)
 
 
-def cube_grid(aoi: AOI, resolution: float, epsg: int | None) -> Grid:
-    """The cube's grid: UTM zone of the AOI centroid (unless `epsg`), bounds snapped outward."""
+def cube_grid(
+    aoi: AOI, resolution: float, epsg: int | None, max_pixels: int = 1_000_000_000
+) -> Grid:
+    """The cube's grid: UTM zone of the AOI centroid (unless `epsg`), bounds snapped outward;
+    a grid above `max_pixels` is refused."""
     c = aoi.geometry.centroid
     chosen = epsg or utm_epsg(c.x, c.y)
     minx, _, maxx, _ = aoi.bbox
@@ -74,7 +79,37 @@ def cube_grid(aoi: AOI, resolution: float, epsg: int | None) -> Grid:
         aoi.geometry.segmentize(0.01), to_utm.transform, interleaved=False
     )
     minx, miny, maxx, maxy = projected.bounds
-    return Grid.snapped(chosen, (minx, miny, maxx, maxy), resolution)
+    grid = Grid.snapped(chosen, (minx, miny, maxx, maxy), resolution)
+    _check_size(grid, projected, max_pixels)
+    return grid
+
+
+# Above this many pixels a grid is worth a warning (about two Sentinel-2 tiles' area).
+WARN_PIXELS = 250_000_000
+
+
+def _check_size(grid: Grid, projected: shapely.Geometry, max_pixels: int) -> None:
+    """Refuse a grid above `max_pixels` (size in the message); warn above `WARN_PIXELS`
+    or when the AOI covers little of the box the grid spans (disjoint features)."""
+    h, w = grid.shape
+    n = h * w
+    size = f"{h} x {w} px = {n / 1e6:.1f} Mpx at {grid.resolution:g} m"
+    cover = projected.area / max(n * grid.resolution**2, 1e-9)
+    parts = len(getattr(projected, "geoms", [projected]))
+    scattered = (
+        f"; the AOI's {parts} separate parts cover {100 * cover:.0f} % of the box it spans: "
+        "build one cube per part"
+        if parts > 1 and cover < 0.25
+        else ""
+    )
+    if n > max_pixels:
+        raise InputError(
+            f"the AOI's grid is {size}, above the limit of {max_pixels / 1e6:g} Mpx"
+            + (scattered or ": split the AOI into several cubes")
+            + ", or raise --max-pixels"
+        )
+    if scattered or n > WARN_PIXELS:
+        log.warning("the AOI's grid is %s%s", size, scattered)
 
 
 def _pseudo_orbit(props: dict, when: datetime) -> int:
@@ -179,7 +214,8 @@ class _Fault:
 
 def _attrs(cfg: CubeConfig, aoi: AOI, grid: Grid, s2p: SensorProfile, s1p: SensorProfile) -> dict:
     return {
-        "cube_contract_version": layout.CUBE_CONTRACT_VERSION,
+        store.CUBE_CONTRACT_ATTR: layout.CUBE_CONTRACT_VERSION,
+        layout.CUBE_ID: uuid.uuid4().hex,
         "aoi": json.dumps(aoi.geojson),
         "epsg": grid.epsg,
         "resolution": grid.resolution,
@@ -199,12 +235,64 @@ def _attrs(cfg: CubeConfig, aoi: AOI, grid: Grid, s2p: SensorProfile, s1p: Senso
     }
 
 
-def _same_grid(existing: xr.Dataset, grid: Grid, aoi: AOI, path: Path) -> None:
-    if existing.attrs.get("cube_contract_version") != layout.CUBE_CONTRACT_VERSION:
+# Settings that fix a cube's layout or how its days are computed: an extension must use
+# the store's (taken from it when not given; refused when given otherwise).
+_FIXED = (
+    "resolution",
+    "epsg",
+    "chunk",
+    "max_gap_days",
+    "despeckle",
+    "clear_classes",
+    "cloud_classes",
+    "dilation_m",
+)
+
+
+def _settings_of_store(existing: xr.Dataset, cfg: CubeConfig, path: Path) -> CubeConfig:
+    """`cfg` with the existing cube's fixed settings; a different one given explicitly is
+    refused in one line naming the store's value. Runs before anything is written."""
+    store.require(existing.attrs, store.CUBE, str(path), "choose another --out")
+    if existing.attrs.get(store.CUBE_CONTRACT_ATTR) != layout.CUBE_CONTRACT_VERSION:
         raise InputError(
-            f"{path} is not a gapfill cube (contract "
-            f"{layout.CUBE_CONTRACT_VERSION}): choose another --out"
+            f"{path} is a cube of contract {existing.attrs.get(store.CUBE_CONTRACT_ATTR)}, "
+            f"not {layout.CUBE_CONTRACT_VERSION}: choose another --out"
         )
+    bands = tuple(str(b) for b in existing["band"].values)
+    pols = tuple(str(p) for p in existing["pol"].values)
+    if bands != S2_BANDS or pols != S1_POLS:
+        raise InputError(
+            f"{path} holds bands {list(bands)} and polarisations {list(pols)}, not "
+            f"{list(S2_BANDS)} and {list(S1_POLS)}: choose another --out"
+        )
+    stored = CubeConfig.model_validate_json(str(existing.attrs["search"]))
+    given = cfg.model_fields_set
+    taken: dict[str, object] = {}
+    for name in _FIXED:
+        mine, theirs = getattr(cfg, name), getattr(stored, name)
+        if mine == theirs:
+            continue
+        if name in given:
+            flag = "--" + name.replace("_", "-")
+            raise InputError(
+                f"{path} was built with {flag} {_shown(theirs)}, not {_shown(mine)}: "
+                f"leave {flag} out (or give {_shown(theirs)}) to extend it, or choose another --out"
+            )
+        taken[name] = theirs
+    if taken:
+        log.info(
+            "extending %s with its own %s", path, ", ".join(f"{k}={v}" for k, v in taken.items())
+        )
+    return cfg.model_copy(update=taken)
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _same_grid(existing: xr.Dataset, grid: Grid, aoi: AOI, path: Path) -> None:
     old = layout.grid_of(existing)
     if old != grid:
         raise InputError(
@@ -244,7 +332,12 @@ def _write_days(
                 region, {"time": 1, "y": chunk, "x": chunk}, {"y": h, "x": w, "time": index + nt}
             )
             sub.isel(y=slice(ya, yb), x=slice(xa, xb)).to_zarr(
-                path, region=region, mode="r+", zarr_format=3, consolidated=False
+                path,
+                region=region,
+                mode="r+",
+                zarr_format=3,
+                consolidated=False,
+                write_empty_chunks=store.WRITE_EMPTY_CHUNKS,
             )
             fault.wrote(nt * len(part))
 
@@ -283,8 +376,6 @@ def build_cube(
     """Build or extend the cube at `out` for `cfg`; see the module docstring."""
     out = Path(out)
     aoi = parse_aoi(cfg.aoi)
-    grid = cube_grid(aoi, cfg.resolution, cfg.epsg)
-    s2p, s1p = profiles_for(cfg.provider, cfg.stac_url, cfg.s1_provider, cfg.profile)
     existing: xr.Dataset | None = None
     if out.exists():
         try:
@@ -293,7 +384,11 @@ def build_cube(
             raise InputError(
                 f"{out} exists and is not a gapfill cube: choose another --out"
             ) from None
+        cfg = _settings_of_store(existing, cfg, out)
+    grid = cube_grid(aoi, cfg.resolution, cfg.epsg, cfg.max_pixels)
+    if existing is not None:
         _same_grid(existing, grid, aoi, out)
+    s2p, s1p = profiles_for(cfg.provider, cfg.stac_url, cfg.s1_provider, cfg.profile)
 
     dates = DateRange(cfg.start, cfg.end)
     pad = timedelta(days=int(np.ceil(cfg.max_gap_days)))

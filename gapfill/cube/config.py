@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from gapfill.grid import UTCDay
 
 __all__ = ["CubeConfig", "DEFAULT_CLEAR_CLASSES", "DEFAULT_CLOUD_CLASSES"]
 
@@ -21,8 +22,8 @@ class CubeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     aoi: str = Field(description="GeoJSON file, minx,miny,maxx,maxy lon/lat bbox, or WKT")
-    start: date
-    end: date
+    start: UTCDay
+    end: UTCDay
     provider: str | None = None
     s1_provider: str | None = None
     stac_url: str | None = None
@@ -37,6 +38,9 @@ class CubeConfig(BaseModel):
     dilation_m: float = Field(20.0, ge=0)
     max_cloud: float | None = Field(None, ge=0, le=100)
     strict: bool = False
+    max_pixels: int = Field(
+        1_000_000_000, ge=1, description="refuse a grid larger than this (height x width)"
+    )
     batch_days: int = Field(8, ge=1, le=64, description="days written per region write")
 
     @model_validator(mode="after")

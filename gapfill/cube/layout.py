@@ -49,9 +49,12 @@ __all__ = [
     "has_s1",
     "S2_MIN_VALID",
     "consolidate",
+    "CUBE_ID",
 ]
 
 CUBE_CONTRACT_VERSION = "1"
+# A new id per cube created (kept when it is extended): a product names the cube it is of.
+CUBE_ID = "cube_id"
 
 S2, CLEAR, S1, S1_DT, S1_ORBIT, COMPLETE = "s2", "clear", "s1", "s1_dt", "s1_orbit", "complete"
 SPATIAL_REF = "spatial_ref"
@@ -222,6 +225,7 @@ def open_cube(
     """Open a cube lazily (Dask chunks by default; `chunks=None`: lazily indexed numpy,
     best for reading small windows); a path or an fsspec URL (`s3://...`, with
     `storage_options`); anything that is not a cube is a user error."""
+    from gapfill import store
     from gapfill.errors import InputError
     from gapfill.storage import shown
 
@@ -236,6 +240,13 @@ def open_cube(
         raise InputError(
             f"{where} is not a Zarr store: give a cube made by 'gapfill build-cube'"
         ) from None
-    if ds.attrs.get("cube_contract_version") != CUBE_CONTRACT_VERSION:
+    store.require(
+        ds.attrs,
+        store.CUBE,
+        where,
+        "give a cube made by 'gapfill build-cube'"
+        + (f" (this product's cube: {ds.attrs['cube']})" if "cube" in ds.attrs else ""),
+    )
+    if ds.attrs.get(store.CUBE_CONTRACT_ATTR) != CUBE_CONTRACT_VERSION:
         raise InputError(f"{where} is not a gapfill cube of contract {CUBE_CONTRACT_VERSION}")
     return ds

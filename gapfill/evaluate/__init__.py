@@ -1,6 +1,22 @@
-"""Evaluation: PSNR, SSIM, SAM (the paper's MSA), the O1 baseline, scores against truth."""
+"""Evaluation: hidden real-mask pixels on the user's cube (model beside the baselines),
+scores against the synthetic world's truth."""
 
-from gapfill.evaluate.metrics import image_metrics
+from gapfill.evaluate.hidden import (
+    EvaluateConfig,
+    EvaluateReport,
+    TargetResult,
+    evaluate,
+    markdown,
+    print_report,
+)
 from gapfill.evaluate.truth import score_against_truth
 
-__all__ = ["image_metrics", "score_against_truth"]
+__all__ = [
+    "EvaluateConfig",
+    "EvaluateReport",
+    "TargetResult",
+    "evaluate",
+    "markdown",
+    "print_report",
+    "score_against_truth",
+]

@@ -28,6 +28,7 @@ from gapfill.bands import S2_BANDS
 from gapfill.cube import layout
 from gapfill.cube.reference import compose_reference, pick_reference
 from gapfill.errors import InputError
+from gapfill.evaluate._region import region_mask
 from gapfill.fill import product
 from gapfill.models.card import ModelCard
 
@@ -74,30 +75,13 @@ def _scores(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray, rng: float) -
     }
 
 
-def _inside(ds: xr.Dataset, region: str | None) -> np.ndarray | bool:
-    """Pixels whose centre lies in `region` (AOI text, lon/lat); everything if None."""
-    if region is None:
-        return True
-    import shapely
-    from pyproj import Transformer
-
-    from gapfill.grid import parse_aoi
-
-    to_grid = Transformer.from_crs(4326, int(ds.attrs["epsg"]), always_xy=True)
-    geom = shapely.transform(
-        parse_aoi(region).geometry.segmentize(0.01), to_grid.transform, interleaved=False
-    )
-    xx, yy = np.meshgrid(ds["x"].values, ds["y"].values)
-    return shapely.contains_xy(geom, xx, yy)
-
-
 def score_against_truth(
     filled: str | Path, world: str | Path, region: str | None = None
 ) -> dict[str, Any]:
     """Per filled day and over all filled pixels (inside `region`, an AOI in lon/lat, when
     given: e.g. the region held out of training): the product and the O1 baseline."""
     ds = xr.open_zarr(filled)
-    inside = _inside(ds, region)
+    inside = region_mask(ds, region)
     cube = layout.open_cube(ds.attrs["cube"], chunks=None)
     card = ModelCard.model_validate_json(ds.attrs["model_card"])
     rng = card.normalisation.reflectance_max

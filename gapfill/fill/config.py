@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from gapfill.grid import UTCDay
 
 __all__ = ["FillConfig"]
 
@@ -18,9 +19,9 @@ class FillConfig(BaseModel):
     cube: str
     model: str = Field(description="run directory with model.pt + model.json")
     out: str
-    dates: tuple[date, ...] = ()
-    start: date | None = None
-    end: date | None = None
+    dates: tuple[UTCDay, ...] = ()
+    start: UTCDay | None = None
+    end: UTCDay | None = None
     min_cloud: float = Field(
         0.0, ge=0, le=100, description="fill days whose cloudy share (%) is above this"
     )

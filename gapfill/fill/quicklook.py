@@ -7,17 +7,19 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from gapfill import store
+from gapfill.bands import S2_BANDS
 from gapfill.cube import layout
 from gapfill.errors import InputError
 from gapfill.fill import product
 
-__all__ = ["quicklook", "quicklook_dir"]
+__all__ = ["quicklook", "quicklook_dir", "true_colour", "STATUS_RGB"]
 
 MAX_SIDE = 1024
 MIN_SIDE = 256
 # Reflectance shown as white; a gamma brightens vegetation and soil.
 _WHITE, _GAMMA = 0.3, 1 / 1.6
-_STATUS_RGB = {
+STATUS_RGB = {
     product.NODATA: (0, 0, 0),
     product.CLEAR: (150, 150, 150),
     product.FILLED: (40, 190, 90),
@@ -31,11 +33,18 @@ def quicklook_dir(out: str | Path) -> Path:
     return out.with_name(out.name.removesuffix(".zarr") + "-quicklooks")
 
 
-def _rgb(s2: xr.DataArray) -> np.ndarray:
-    bands = [list(s2["band"].values).index(b) for b in ("B04", "B03", "B02")]
-    arr = np.asarray(s2.values, np.float32)[bands]
+def true_colour(s2: np.ndarray) -> np.ndarray:
+    """(y, x, 3) uint8 true colour of reflectance (band, y, x) in the contract's band
+    order; NaN shows black."""
+    bands = [S2_BANDS.index(b) for b in ("B04", "B03", "B02")]
+    arr = np.asarray(s2, np.float32)[bands]
     img = np.clip(np.nan_to_num(arr, nan=0.0) / _WHITE, 0, 1) ** _GAMMA
     return (img.transpose(1, 2, 0) * 255).astype(np.uint8)
+
+
+def _rgb(s2: xr.DataArray) -> np.ndarray:
+    assert tuple(str(b) for b in s2["band"].values) == S2_BANDS
+    return true_colour(s2.values)
 
 
 def quicklook(filled: str | Path, day: str, png: str | Path) -> Path:
@@ -49,8 +58,9 @@ def quicklook(filled: str | Path, day: str, png: str | Path) -> Path:
         raise InputError(
             f"{filled} is not a Zarr store: give a product of 'gapfill fill'"
         ) from None
-    if ds.attrs.get("product_contract_version") != product.PRODUCT_CONTRACT_VERSION:
-        raise InputError(f"{filled} is not a gapfill filled product")
+    store.require(ds.attrs, store.PRODUCT, str(filled), "give a product of 'gapfill fill'")
+    if ds.attrs.get(store.PRODUCT_CONTRACT_ATTR) != product.PRODUCT_CONTRACT_VERSION:
+        raise InputError(f"{filled} is not a gapfill filled product of this contract")
     days = [str(t)[:10] for t in ds["time"].values]
     if day not in days:
         raise InputError(f"{day} is not a day of {filled} ({days[0]} to {days[-1]})")
@@ -67,7 +77,7 @@ def quicklook(filled: str | Path, day: str, png: str | Path) -> Path:
     else:
         before = after.where(status == product.CLEAR)
     flags = np.zeros((*status.shape, 3), np.uint8)
-    for value, rgb in _STATUS_RGB.items():
+    for value, rgb in STATUS_RGB.items():
         flags[status == value] = rgb
     panels = [("observed", _rgb(before)), ("filled", _rgb(after)), ("status", flags)]
     h, w = status.shape

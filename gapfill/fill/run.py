@@ -31,10 +31,12 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from gapfill import store
 from gapfill._provenance import __version__, git_sha
 from gapfill.bands import S1_POLS, S2_BANDS
 from gapfill.cluster import dask_client
 from gapfill.cube import layout
+from gapfill.cube.check import require_intact
 from gapfill.errors import InputError
 from gapfill.fill import product
 from gapfill.fill.config import FillConfig
@@ -45,7 +47,7 @@ from gapfill.models.card import ModelCard, load_model, weights_sha256
 from gapfill.models.methods import get_method
 from gapfill.normalize import NORM_CONTRACT_VERSION
 
-__all__ = ["fill", "FillReport", "FAULT_ENV"]
+__all__ = ["fill", "FillReport", "FAULT_ENV", "check_fit"]
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +79,7 @@ class FillReport:
         return asdict(self)
 
 
-def _check_fit(card: ModelCard, cube: xr.Dataset, model_dir: str) -> None:
+def check_fit(card: ModelCard, cube: xr.Dataset, model_dir: str) -> None:
     """A model may fill a cube only if it reads the cube's bands, pols and units."""
     bands = tuple(str(b) for b in cube["band"].values)
     pols = tuple(str(p) for p in cube["pol"].values)
@@ -134,12 +136,13 @@ def _select_days(cfg: FillConfig, times: np.ndarray) -> list[int]:
 
 
 def _attrs(cfg: FillConfig, cube: xr.Dataset, card: ModelCard, sha: str) -> dict[str, Any]:
-    keep = ("aoi", "epsg", "resolution", "bounds", "max_gap_days", "cube_contract_version")
+    keep = ("aoi", "epsg", "resolution", "bounds", "max_gap_days", store.CUBE_CONTRACT_ATTR)
     return {
-        "product_contract_version": product.PRODUCT_CONTRACT_VERSION,
+        store.PRODUCT_CONTRACT_ATTR: product.PRODUCT_CONTRACT_VERSION,
         **{k: cube.attrs[k] for k in keep if k in cube.attrs},
-        "cube": str(Path(cfg.cube).resolve()),
-        "model_run": str(Path(cfg.model).resolve()),
+        "cube": cfg.cube,
+        layout.CUBE_ID: cube.attrs.get(layout.CUBE_ID, ""),
+        "model_run": cfg.model,
         "model_sha256": sha,
         "model_card": card.model_dump_json(),
         "fill_runs": "[]",
@@ -206,7 +209,8 @@ def _open_or_create(
             raise InputError(
                 f"{out} exists and is not a filled product: choose another --out"
             ) from None
-        if existing.attrs.get("product_contract_version") != product.PRODUCT_CONTRACT_VERSION:
+        store.require(existing.attrs, store.PRODUCT, str(out), "choose another --out")
+        if existing.attrs.get(store.PRODUCT_CONTRACT_ATTR) != product.PRODUCT_CONTRACT_VERSION:
             raise InputError(
                 f"{out} is not a gapfill product (contract "
                 f"{product.PRODUCT_CONTRACT_VERSION}): choose another --out"
@@ -219,6 +223,7 @@ def _open_or_create(
         old = existing["time"].values
         if len(old) > len(times) or not np.array_equal(old, times[: len(old)]):
             raise InputError(f"{out} was made from a cube with other days: choose another --out")
+        _same_cube(existing.attrs, attrs, out)
         if existing.attrs.get("model_sha256") != sha:
             raise InputError(
                 f"{out} was filled by model {existing.attrs.get('model_sha256', '?')[:12]}, "
@@ -233,6 +238,18 @@ def _open_or_create(
             existing = xr.open_zarr(out, consolidated=False)
             log.info("product extended by %d new cube days", len(times) - len(old))
     return existing
+
+
+def _same_cube(have: dict[str, Any], want: dict[str, Any], out: Path) -> None:
+    """A product holds the days of one cube: refuse another cube (by its id; by its location
+    for cubes made before ids existed), even on the same grid and days."""
+    mine, theirs = have.get(layout.CUBE_ID, ""), want.get(layout.CUBE_ID, "")
+    same = mine == theirs if (mine or theirs) else have.get("cube") == want.get("cube")
+    if not same:
+        raise InputError(
+            f"{out} was filled from cube {have.get('cube', '?')} (id {mine or '-'}), not "
+            f"{want['cube']} (id {theirs or '-'}): fill into another --out"
+        )
 
 
 def _day_stats(cube: xr.Dataset, days: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -272,10 +289,15 @@ class _Progress:
 def fill(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillReport:
     """Fill the cloudy days of `cfg.cube` with the model in `cfg.model` into `cfg.out`."""
     t_start = time.perf_counter()
-    out = Path(cfg.out).resolve()
+    # Absolute locations: recorded in the product and its runs, read by remote workers.
+    cfg = cfg.model_copy(
+        update={k: str(Path(getattr(cfg, k)).resolve()) for k in ("cube", "model", "out")}
+    )
+    out = Path(cfg.out)
     cube = layout.open_cube(cfg.cube)
+    require_intact(cfg.cube, cube[layout.COMPLETE].values, cube["time"].values)
     _, card = load_model(cfg.model)
-    _check_fit(card, cube, cfg.model)
+    check_fit(card, cube, cfg.model)
     sha = weights_sha256(Path(cfg.model) / "model.pt")
     chosen = _select_days(cfg, cube["time"].values)
     grid = layout.grid_of(cube)
@@ -325,10 +347,10 @@ def fill(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillReport:
             for t, _ in todo:
                 flags[t] = False
             job = Job(
-                cube=str(Path(cfg.cube).resolve()),
+                cube=cfg.cube,
                 n_times=len(days),
                 out=str(out),
-                model_dir=str(Path(cfg.model).resolve()),
+                model_dir=cfg.model,
                 sha=sha,
                 device=cfg.device,
                 chunk=chunk,

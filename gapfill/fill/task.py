@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
+from gapfill import store
 from gapfill.cube import layout
 from gapfill.cube.reference import NONE, lookback_first, pick_reference
 from gapfill.fill import product
@@ -129,7 +130,14 @@ def fill_task(
                 product.REFERENCE_DT: (("time", "y", "x"), res.reference_dt[j : j + 1, *inner]),
             }
         )
-        piece.to_zarr(job.out, region=region, mode="r+", zarr_format=3, consolidated=False)
+        piece.to_zarr(
+            job.out,
+            region=region,
+            mode="r+",
+            zarr_format=3,
+            consolidated=False,
+            write_empty_chunks=store.WRITE_EMPTY_CHUNKS,
+        )
     status = res.status[:, *inner]
     return TaskResult(
         clear=int((status == product.CLEAR).sum()),

@@ -7,6 +7,7 @@ all that is needed to rebuild the network and to feed it as it was trained.
 from __future__ import annotations
 
 import hashlib
+from datetime import date
 from pathlib import Path
 
 import torch
@@ -44,6 +45,12 @@ class ModelCard(BaseModel):
     reference: ReferenceRule = ReferenceRule()
     receptive_field_px: int
     training_cubes: tuple[str, ...] = ()
+    training_cube_ids: tuple[str, ...] = Field(
+        (), description="the cubes' cube_id, in the order of training_cubes"
+    )
+    training_region: str | None = Field(None, description="WKT (lon/lat); None: everywhere")
+    held_out_region: str | None = Field(None, description="WKT (lon/lat) kept out of training")
+    training_until: date | None = Field(None, description="last target day; None: every day")
     seed: int = 0
     epochs: int = 0
     metrics: dict[str, float] = Field(default_factory=dict)

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pyproj import Transformer
 
 from gapfill.cube import layout
+from gapfill.cube.check import require_intact
 from gapfill.cube.reference import (
     NONE,
     ReferenceRule,
@@ -31,7 +32,7 @@ from gapfill.cube.reference import (
     pick_reference,
 )
 from gapfill.errors import InputError
-from gapfill.grid import parse_aoi
+from gapfill.grid import UTCDay, parse_aoi
 from gapfill.normalize import Normalisation, model_input
 from gapfill.storage import absolute
 
@@ -57,6 +58,9 @@ class DataConfig(BaseModel):
     train_region: str | None = Field(None, description="AOI text (bbox, WKT, GeoJSON file)")
     test_region: str | None = Field(None, description="AOI text; patches inside are held out")
     min_target_clear: float = Field(0.5, ge=0, le=1)
+    until: UTCDay | None = Field(
+        None, description="train (and validate) on target days up to this day only"
+    )
     reference: ReferenceRule = ReferenceRule()
     normalisation: Normalisation = Normalisation()
 
@@ -125,6 +129,7 @@ def build_index(cfg: DataConfig, task: Literal["A", "B"]) -> PatchIndex:
     for ci, path in enumerate(cfg.cubes):
         ds = open_cube(path, cfg.storage_options)
         times = ds["time"].values
+        require_intact(path, ds[layout.COMPLETE].values, times, cfg.storage_options)
         ny, nx = ds.sizes["y"] // cfg.patch, ds.sizes["x"] // cfg.patch
         if ny == 0 or nx == 0:
             raise InputError(
@@ -137,6 +142,7 @@ def build_index(cfg: DataConfig, task: Literal["A", "B"]) -> PatchIndex:
         clear = _patch_fraction(ds[layout.CLEAR], cfg.patch, ny, nx)
         has_s1 = _patch_fraction(layout.has_s1(ds[layout.S1_ORBIT]), cfg.patch, ny, nx)
         x, y = ds["x"].values, ds["y"].values
+        until = None if cfg.until is None else np.datetime64(cfg.until, "ns")
         for py in range(ny):
             for px in range(nx):
                 cy = y[py * cfg.patch + cfg.patch // 2]
@@ -152,6 +158,9 @@ def build_index(cfg: DataConfig, task: Literal["A", "B"]) -> PatchIndex:
                 for t in range(len(times)):
                     if not complete[t]:
                         rejected["day not complete"] += 1
+                        continue
+                    if until is not None and times[t] > until:
+                        rejected["after data.until"] += 1
                         continue
                     if clear[t, py, px] < cfg.min_target_clear:
                         rejected[f"target clear < {cfg.min_target_clear:g}"] += 1

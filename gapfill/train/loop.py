@@ -70,7 +70,7 @@ def _validate(
     g: nn.Module, index: PatchIndex, cfg: TrainConfig, device: torch.device, task: str
 ) -> dict[str, float]:
     """Model vs the O1 baseline on the same test samples (train samples if no test split)."""
-    from gapfill.evaluate import image_metrics
+    from gapfill.metrics import image_metrics
 
     samples = (index.test or index.train)[: cfg.max_val_samples]
     samples = [s for s in samples if s.kind != "single"]

@@ -14,12 +14,13 @@ import torch
 from ray.train import UserCallback
 
 from gapfill._provenance import __version__, git_sha
+from gapfill.cube import layout
 from gapfill.errors import InputError, ServiceError
 from gapfill.models import build_generator, get_method, receptive_field
 from gapfill.models.card import ModelCard, save_model
 from gapfill.storage import is_url, shown
 from gapfill.train.config import TrainConfig
-from gapfill.train.data import build_index
+from gapfill.train.data import build_index, open_cube
 from gapfill.train.loop import FAULT_KEY, STATE_FILE, env_fault, train_loop_per_worker
 
 __all__ = ["train", "TrainResult"]
@@ -330,6 +331,13 @@ def train(cfg: TrainConfig) -> TrainResult:
         reference=cfg.data.reference,
         receptive_field_px=receptive_field(g),
         training_cubes=cfg.data.cubes,
+        training_cube_ids=tuple(
+            str(open_cube(c, cfg.data.storage_options).attrs.get(layout.CUBE_ID, ""))
+            for c in cfg.data.cubes
+        ),
+        training_region=cfg.data.train_region,
+        held_out_region=cfg.data.test_region,
+        training_until=cfg.data.until,
         seed=cfg.seed,
         epochs=int(state["epoch"]) + 1,
         metrics={k: float(v) for k, v in last.items()},

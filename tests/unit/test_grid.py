@@ -94,3 +94,26 @@ def test_cube_grid_of_an_aoi_across_two_utm_zones_says_which_it_chose(caplog):
     assert "spans UTM zones" in caplog.text and "32650" in caplog.text
     assert cube_grid(parse_aoi("113.95,30.0,114.1,30.05"), 10.0, 32649).epsg == 32649
     assert all(v % 10 == 0 for v in grid.bounds)
+
+
+def test_one_day_parser_for_every_verb_converts_time_zones_to_utc():
+    from datetime import date
+
+    from gapfill.cube import CubeConfig
+    from gapfill.fill import FillConfig
+    from gapfill.grid import parse_date_range, parse_day
+
+    late = "2022-05-01T23:30:00-05:00"  # 04:30 UTC the next day
+    assert parse_day(late) == date(2022, 5, 2)
+    assert parse_day("2022-05-02T01:00+02:00") == date(2022, 5, 1)
+    assert parse_day("2022-05-01T12:00Z") == parse_day("2022-05-01") == date(2022, 5, 1)
+    assert parse_date_range(late, late).start == date(2022, 5, 2)
+    cube = CubeConfig(aoi="1,1,2,2", start=late, end="2022-05-03")
+    assert cube.start == date(2022, 5, 2)
+    filled = FillConfig(cube="c", model="m", out="o", dates=(late,), start=None)
+    assert filled.dates == (date(2022, 5, 2),)
+    for bad in ("", "  ", "2022-13-01", "yesterday"):
+        with pytest.raises(InputError):
+            parse_day(bad)
+        with pytest.raises(ValueError):
+            CubeConfig(aoi="1,1,2,2", start=bad, end="2022-05-03")

@@ -1,0 +1,112 @@
+"""`gapfill evaluate` on cubes from the local STAC API: real masks, every method scored."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from gapfill.cube import layout
+from gapfill.errors import InputError
+from gapfill.evaluate import EvaluateConfig, evaluate
+from gapfill.evaluate.hidden import MODEL
+from gapfill.models.card import ModelCard
+from gapfill.storage import absolute
+from tests.conftest import save_untrained_model
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+
+def test_every_method_is_scored_on_the_same_hidden_pixels(tmp_path, cube_pc, model_tiny):
+    out = tmp_path / "report"
+    report = evaluate(EvaluateConfig(cube=str(cube_pc), model=str(model_tiny)), out)
+    assert report.methods == [MODEL, "persistence", "nearest", "interpolate"]
+    assert len(report.targets) >= 2
+    for t in report.targets:
+        px = {s.pixels for s in t.scores.values()}
+        assert len(px) == 1 and 0 < px.pop() <= t.hidden_px  # one pixel set for all
+        for s in t.scores.values():
+            assert np.isfinite([s.psnr, s.ssim, s.sam_deg, s.rmse]).all()
+        assert t.mask_day != t.day
+    for name in report.methods:
+        o = report.overall[name]["psnr"]
+        assert o["low"] <= o["mean"] <= o["high"]
+    assert sum(report.wins.values()) == len(report.targets)
+    data = json.loads((out / "report.json").read_text())
+    assert data["uses_later_days"] == {
+        MODEL: False,
+        "persistence": False,
+        "nearest": True,
+        "interpolate": True,
+    }
+    assert "| model (mtcnn) |" in (out / "report.md").read_text()
+    assert sorted(p.stem for p in out.glob("*.png")) == sorted(t.day for t in report.targets)
+    # An untrained network is far worse than copying the last clear day: the report says so.
+    assert not report.model_wins()
+    assert report.versus["persistence"]["psnr"]["mean"] < 0
+
+
+def _trained_on(run: Path, cube: Path, **fields: object) -> Path:
+    card_path = run / "model.json"
+    card = ModelCard.model_validate_json(card_path.read_text())
+    card = card.model_copy(
+        update={
+            "training_cubes": (absolute(str(cube)),),
+            "training_cube_ids": (xr.open_zarr(cube).attrs[layout.CUBE_ID],),
+            **fields,
+        }
+    )
+    card_path.write_text(card.model_dump_json())
+    return run
+
+
+def test_a_test_set_overlapping_training_is_refused_or_starts_after_it(tmp_path, cube_pc):
+    run = _trained_on(save_untrained_model(tmp_path / "run"), cube_pc)
+    with pytest.raises(InputError, match="trained on this cube's days"):
+        evaluate(EvaluateConfig(cube=str(cube_pc), model=str(run)))
+    days = [str(t)[:10] for t in xr.open_zarr(cube_pc)["time"].values]
+    _trained_on(run, cube_pc, training_until=date.fromisoformat(days[5]))
+    with pytest.raises(InputError, match="overlaps the model's training days"):
+        evaluate(EvaluateConfig(cube=str(cube_pc), model=str(run), start=days[2]))
+    report = evaluate(EvaluateConfig(cube=str(cube_pc), model=str(run)))
+    assert min(t.day for t in report.targets) > days[5]
+    allowed = evaluate(
+        EvaluateConfig(cube=str(cube_pc), model=str(run), start=days[0], allow_train_overlap=True)
+    )
+    assert min(t.day for t in allowed.targets) <= days[5]
+
+
+def test_the_command_prints_the_table_and_refuses_bad_input(tmp_path, cube_pc, model_tiny):
+    cli = [
+        sys.executable,
+        "-m",
+        "gapfill.cli",
+        "evaluate",
+        "--cube",
+        str(cube_pc),
+        "--model",
+        str(model_tiny),
+    ]
+    proc = subprocess.run(
+        [*cli, "--out", str(tmp_path / "r"), "--max-targets", "2"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "persistence" in proc.stdout and "interpolate *" in proc.stdout
+    assert "does NOT beat" in proc.stdout
+    bad = subprocess.run(
+        [*cli, "--start", "2030-01-01", "--out", str(tmp_path / "n")],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert bad.returncode == 2 and "no clear target day" in bad.stderr
+    assert "Traceback" not in bad.stderr and not (tmp_path / "n").exists()
