@@ -35,6 +35,20 @@ def measure(fn: Callable[..., Any], *args: Any) -> dict:
     return result
 
 
+def _dirty() -> bool:
+    """Whether the measured tree differs from its commit (tracked or untracked files)."""
+    import subprocess
+
+    out = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=normal"],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return bool(out.stdout.strip())
+
+
 def write_result(name: str, payload: dict) -> Path:
     """Write benchmarks/results/NAME.json with machine and software details."""
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -45,7 +59,7 @@ def write_result(name: str, payload: dict) -> Path:
             "platform": platform.platform(),
             "python": platform.python_version(),
         },
-        "software": {"gapfill": __version__, "git_sha": git_sha()},
+        "software": {"gapfill": __version__, "git_sha": git_sha(), "dirty": _dirty()},
         **payload,
     }
     path = RESULTS / f"{name}.json"

@@ -398,8 +398,17 @@ def train_cmd(
 @app.command("fill")
 def fill_cmd(
     cube: Annotated[Path, typer.Option(help="the cube (Zarr) to fill")],
-    model: Annotated[Path, typer.Option(help="RUN_DIR with model.pt + model.json")],
     out: Annotated[Path, typer.Option(help="the filled product (Zarr v3)")],
+    model: Annotated[
+        Path | None, typer.Option(help="RUN_DIR with model.pt + model.json (--method model)")
+    ] = None,
+    method: Annotated[
+        str,
+        typer.Option(
+            help="model, or a baseline: persistence, nearest or interpolate (the last two "
+            "use clear days after the target)"
+        ),
+    ] = "model",
     dates: Annotated[str | None, typer.Option(help="days to fill: D1,D2,...")] = None,
     start: Annotated[str | None, typer.Option(help="first day, YYYY-MM-DD (inclusive)")] = None,
     end: Annotated[str | None, typer.Option(help="last day, YYYY-MM-DD (inclusive)")] = None,
@@ -421,7 +430,8 @@ def fill_cmd(
     cfg = _validated(
         FillConfig,
         cube=str(cube),
-        model=str(model),
+        model=str(model) if model else None,
+        method=method,
         out=str(out),
         dates=_day_list(dates),
         start=start,

@@ -16,9 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gapfill.cube import layout
 from gapfill.cube.reference import NONE
+from gapfill.fill import product
+from gapfill.fill.infer import FilledWindow, Window
 
-__all__ = ["BASELINES", "Baseline", "clear_neighbours", "baseline_fill"]
+__all__ = ["BASELINES", "Baseline", "clear_neighbours", "baseline_fill", "fill_window_baseline"]
 
 
 @dataclass(frozen=True)
@@ -97,3 +100,36 @@ def baseline_fill(
         return np.where(take_after[None], after, before)
     w = (day[target] - t_prev) / (t_next - t_prev)  # NaN where a side is missing
     return ((1 - w)[None] * before + w[None] * after).astype(np.float32)
+
+
+def fill_window_baseline(
+    win: Window, targets: list[int], fill_days: list[bool], method: str, horizon_days: int
+) -> FilledWindow:
+    """What `fill_window` does with the model, with baseline `method` instead: clear
+    pixels kept, cloudy ones filled where the baseline has a value (`reference_dt`: days
+    since the earlier clear day it used, where it used one), else unfilled."""
+    n = len(targets)
+    _, nb, h, w = win.s2.shape
+    s2_out = np.full((n, nb, h, w), np.nan, np.float32)
+    status = np.full((n, h, w), product.NODATA, np.uint8)
+    ref_dt = np.full((n, h, w), product.REFERENCE_DT_MISSING, np.int16)
+    usable = win.clear & np.isfinite(win.s2).all(axis=1)
+    for j, t in enumerate(targets):
+        obs = win.s2[t]
+        has_data = np.isfinite(obs).all(axis=0)
+        clear = win.clear[t] & has_data
+        cloudy = has_data & ~clear
+        s2_out[j][:, clear] = obs[:, clear]
+        status[j][clear] = product.CLEAR
+        status[j][cloudy] = product.UNFILLED
+        if not fill_days[j] or not cloudy.any():
+            continue
+        values = baseline_fill(method, win.times, win.s2, win.clear, t, horizon_days)
+        todo = cloudy & np.isfinite(values).all(axis=0)
+        s2_out[j][:, todo] = np.maximum(values[:, todo], layout.S2_MIN_VALID)
+        status[j][todo] = product.FILLED
+        prev, _ = clear_neighbours(win.times, usable, t, horizon_days)
+        age = (win.times[t] - win.times).astype("timedelta64[D]").astype(np.int32)
+        with_prev = todo & (prev != NONE)
+        ref_dt[j][with_prev] = age[prev[with_prev]]
+    return FilledWindow(s2_out, status, ref_dt, 0)

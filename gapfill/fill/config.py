@@ -17,7 +17,15 @@ class FillConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     cube: str
-    model: str = Field(description="run directory with model.pt + model.json")
+    model: str | None = Field(
+        None, description="run directory with model.pt + model.json (method 'model')"
+    )
+    method: Literal["model", "persistence", "nearest", "interpolate"] = Field(
+        "model", description="the trained model, or a baseline (gapfill.fill.baselines)"
+    )
+    horizon_days: int = Field(
+        60, ge=1, description="how far a baseline looks for clear days, each side"
+    )
     out: str
     dates: tuple[UTCDay, ...] = ()
     start: UTCDay | None = None
@@ -35,6 +43,10 @@ class FillConfig(BaseModel):
 
     @model_validator(mode="after")
     def _days(self) -> FillConfig:
+        if self.method == "model" and not self.model:
+            raise ValueError("--model RUN_DIR is needed for --method model")
+        if self.method != "model" and self.model:
+            raise ValueError(f"--method {self.method} uses no model: leave --model out")
         if self.dates and (self.start or self.end):
             raise ValueError("give --dates or --start/--end, not both")
         if self.start and self.end and self.end < self.start:

@@ -56,6 +56,8 @@ def write_item(out: str | Path) -> Path:
         properties={
             "gapfill:product_contract_version": product.PRODUCT_CONTRACT_VERSION,
             "gapfill:model_sha256": ds.attrs.get("model_sha256", ""),
+            "gapfill:fill_method": ds.attrs.get("fill_method", "model"),
+            "gapfill:uses_later_days": bool(ds.attrs.get("uses_later_days", False)),
             "gapfill:days": len(times),
             "gapfill:days_complete": int(done.sum()),
         },

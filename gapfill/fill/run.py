@@ -39,6 +39,7 @@ from gapfill.cube import layout
 from gapfill.cube.check import require_intact
 from gapfill.errors import InputError
 from gapfill.fill import product
+from gapfill.fill.baselines import BASELINES
 from gapfill.fill.config import FillConfig
 from gapfill.fill.task import Job, TaskResult, fill_task
 from gapfill.grid import tile_boxes
@@ -135,16 +136,18 @@ def _select_days(cfg: FillConfig, times: np.ndarray) -> list[int]:
     return chosen
 
 
-def _attrs(cfg: FillConfig, cube: xr.Dataset, card: ModelCard, sha: str) -> dict[str, Any]:
+def _attrs(cfg: FillConfig, cube: xr.Dataset, card: ModelCard | None, sha: str) -> dict[str, Any]:
     keep = ("aoi", "epsg", "resolution", "bounds", "max_gap_days", store.CUBE_CONTRACT_ATTR)
     return {
         store.PRODUCT_CONTRACT_ATTR: product.PRODUCT_CONTRACT_VERSION,
         **{k: cube.attrs[k] for k in keep if k in cube.attrs},
         "cube": cfg.cube,
         layout.CUBE_ID: cube.attrs.get(layout.CUBE_ID, ""),
-        "model_run": cfg.model,
+        "fill_method": cfg.method,
+        "uses_later_days": cfg.method != "model" and BASELINES[cfg.method].uses_later_days,
+        "model_run": cfg.model or "",
         "model_sha256": sha,
-        "model_card": card.model_dump_json(),
+        "model_card": card.model_dump_json() if card is not None else "",
         "fill_runs": "[]",
         "software_version": __version__,
         "git_sha": git_sha(),
@@ -224,6 +227,12 @@ def _open_or_create(
         if len(old) > len(times) or not np.array_equal(old, times[: len(old)]):
             raise InputError(f"{out} was made from a cube with other days: choose another --out")
         _same_cube(existing.attrs, attrs, out)
+        method = existing.attrs.get("fill_method", "model")
+        if method != attrs["fill_method"]:
+            raise InputError(
+                f"{out} was filled with --method {method}, not {attrs['fill_method']}: "
+                "fill into another --out"
+            )
         if existing.attrs.get("model_sha256") != sha:
             raise InputError(
                 f"{out} was filled by model {existing.attrs.get('model_sha256', '?')[:12]}, "
@@ -291,14 +300,22 @@ def fill(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillReport:
     t_start = time.perf_counter()
     # Absolute locations: recorded in the product and its runs, read by remote workers.
     cfg = cfg.model_copy(
-        update={k: str(Path(getattr(cfg, k)).resolve()) for k in ("cube", "model", "out")}
+        update={
+            k: str(Path(getattr(cfg, k)).resolve())
+            for k in ("cube", "model", "out")
+            if getattr(cfg, k)
+        }
     )
     out = Path(cfg.out)
     cube = layout.open_cube(cfg.cube)
     require_intact(cfg.cube, cube[layout.COMPLETE].values, cube["time"].values)
-    _, card = load_model(cfg.model)
-    check_fit(card, cube, cfg.model)
-    sha = weights_sha256(Path(cfg.model) / "model.pt")
+    card: ModelCard | None = None
+    sha = ""
+    if cfg.method == "model":
+        assert cfg.model is not None  # FillConfig says so
+        _, card = load_model(cfg.model)
+        check_fit(card, cube, cfg.model)
+        sha = weights_sha256(Path(cfg.model) / "model.pt")
     chosen = _select_days(cfg, cube["time"].values)
     grid = layout.grid_of(cube)
     cube_chunk = int(cube[layout.S2].encoding.get("chunks", (1, 4, 1024, 1024))[-1])
@@ -319,7 +336,7 @@ def fill(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillReport:
                 report.days_skipped[days[t]] = "the cube's day is incomplete (re-run build-cube)"
             elif done[t] and not cfg.overwrite:
                 report.days_skipped[days[t]] = "already complete (use --overwrite to redo)"
-            elif share[k] > cfg.min_cloud and not has_s1[k]:
+            elif share[k] > cfg.min_cloud and not has_s1[k] and cfg.method == "model":
                 report.days_skipped[days[t]] = "no Sentinel-1 within the cube's max gap: copied"
                 todo.append((t, False))
             else:
@@ -350,7 +367,9 @@ def fill(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillReport:
                 cube=cfg.cube,
                 n_times=len(days),
                 out=str(out),
-                model_dir=cfg.model,
+                model_dir=cfg.model or "",
+                method=cfg.method,
+                horizon_days=cfg.horizon_days,
                 sha=sha,
                 device=cfg.device,
                 chunk=chunk,

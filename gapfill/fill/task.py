@@ -18,10 +18,11 @@ from gapfill import store
 from gapfill.cube import layout
 from gapfill.cube.reference import NONE, lookback_first, pick_reference
 from gapfill.fill import product
+from gapfill.fill.baselines import BASELINES, fill_window_baseline
 from gapfill.fill.infer import Window, cached_model, fill_window, halo_of
 from gapfill.models.card import ModelCard
 
-__all__ = ["Job", "TaskResult", "read_window", "fill_task"]
+__all__ = ["Job", "TaskResult", "read_window", "read_baseline_window", "fill_task"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class Job:
     chunk: int
     tile: int
     batch: int
+    method: str = "model"
+    horizon_days: int = 60
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,30 @@ def read_window(
     return win, [days.index(t) for t in targets]
 
 
+def read_baseline_window(
+    ds: xr.Dataset, targets: list[int], space: dict[str, slice], method: str, horizon_days: int
+) -> tuple[Window, list[int]]:
+    """The cube window over every day within `horizon_days` of the targets (before them;
+    after them too for a baseline that uses later days), and the targets' indices in it."""
+    times = ds["time"].values
+    limit = np.timedelta64(horizon_days, "D")
+    first, last = min(targets), max(targets)
+    while first > 0 and times[min(targets)] - times[first - 1] <= limit:
+        first -= 1
+    if BASELINES[method].uses_later_days:
+        while last + 1 < len(times) and times[last + 1] - times[max(targets)] <= limit:
+            last += 1
+    sub = ds.isel({"time": slice(first, last + 1), **space})
+    win = Window(
+        times=times[first : last + 1],
+        s2=np.asarray(sub[layout.S2].values, np.float32),
+        s1=np.zeros((last + 1 - first, 0, *sub[layout.CLEAR].shape[1:]), np.float32),
+        clear=np.asarray(sub[layout.CLEAR].values, bool),
+        orbit=np.zeros((last + 1 - first, *sub[layout.CLEAR].shape[1:]), np.int16),
+    )
+    return win, [t - first for t in targets]
+
+
 _CUBES: dict[tuple[str, int], xr.Dataset] = {}
 
 
@@ -105,15 +132,24 @@ def fill_task(
     """Fill days `targets` (cube time indices) over the chunk `box` = (y0, y1, x0, x1) and
     write it into the product; runs on a Dask worker."""
     t0 = time.perf_counter()
-    model, card = cached_model(job.model_dir, job.sha, job.device)
     ds = _cube_for_task(job.cube, job.n_times)
-    halo = halo_of(card)
     y0, y1, x0, x1 = box
     h, w = ds.sizes["y"], ds.sizes["x"]
+    if job.method == "model":
+        model, card = cached_model(job.model_dir, job.sha, job.device)
+        halo = halo_of(card)
+    else:
+        halo = 0  # baselines are per pixel
     ya, yb, xa, xb = max(y0 - halo, 0), min(y1 + halo, h), max(x0 - halo, 0), min(x1 + halo, w)
-    win, local = read_window(ds, targets, fill_days, {"y": slice(ya, yb), "x": slice(xa, xb)}, card)
-    t1 = time.perf_counter()
-    res = fill_window(win, local, fill_days, model, card, tile=job.tile, batch=job.batch)
+    space = {"y": slice(ya, yb), "x": slice(xa, xb)}
+    if job.method == "model":
+        win, local = read_window(ds, targets, fill_days, space, card)
+        t1 = time.perf_counter()
+        res = fill_window(win, local, fill_days, model, card, tile=job.tile, batch=job.batch)
+    else:
+        win, local = read_baseline_window(ds, targets, space, job.method, job.horizon_days)
+        t1 = time.perf_counter()
+        res = fill_window_baseline(win, local, fill_days, job.method, job.horizon_days)
     t2 = time.perf_counter()
     inner = (slice(y0 - ya, y1 - ya), slice(x0 - xa, x1 - xa))
     for j, t in enumerate(targets):
@@ -144,7 +180,9 @@ def fill_task(
         filled=int((status == product.FILLED).sum()),
         unfilled=int((status == product.UNFILLED).sum()),
         model_px=res.model_px,
-        windows={f"{yb - ya}x{xb - xa}": res.model_px // ((yb - ya) * (xb - xa))},
+        windows={f"{yb - ya}x{xb - xa}": res.model_px // ((yb - ya) * (xb - xa))}
+        if res.model_px
+        else {},
         seconds={
             "read": t1 - t0,
             "model": res.model_seconds,

@@ -36,6 +36,12 @@ class GeneratorConfig(BaseModel):
     dropout: float = Field(0.5, ge=0, lt=1)
     norm: Norm = "batch"
     block: Literal["paper", "johnson"] = "paper"
+    residual_channels: tuple[int, ...] = Field(
+        (),
+        description="residual learning (beyond the paper): the output is these input "
+        "channels (the reference O1, normalised) plus a learned correction, clipped to "
+        "[-1, 1]; empty: the paper's tanh output",
+    )
 
 
 # `paper` follows the text; the others are smaller, for CPUs and tests, and say so.
@@ -95,15 +101,26 @@ class Generator(nn.Module):
         self.blocks = nn.Sequential(
             *[ResidualBlock(w3, cfg.dropout, cfg.norm, cfg.block) for _ in range(cfg.blocks)]
         )
+        head = nn.Conv2d(w1, cfg.out_channels, k1, padding=k1 // 2)
+        if cfg.residual_channels:
+            if len(cfg.residual_channels) != cfg.out_channels:
+                raise ValueError("residual_channels must name one input per output channel")
+            # A zero correction at the start: the untrained net returns its reference.
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
         self.decoder = nn.Sequential(
             _conv_bn_relu(w3, w2, k3, cfg.norm),
             _conv_bn_relu(w2, w1, k2, cfg.norm),
-            nn.Conv2d(w1, cfg.out_channels, k1, padding=k1 // 2),
-            nn.Tanh(),
+            head,
+            *([] if cfg.residual_channels else [nn.Tanh()]),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.blocks(self.encoder(x)))
+        out = self.decoder(self.blocks(self.encoder(x)))
+        if self.cfg.residual_channels:
+            base = x[:, list(self.cfg.residual_channels)]
+            return torch.clamp(base + out, -1.0, 1.0)
+        return out
 
 
 def receptive_field(model: nn.Module) -> int:

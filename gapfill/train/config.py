@@ -6,13 +6,29 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gapfill.errors import InputError
 from gapfill.storage import absolute
 from gapfill.train.data import DataConfig
 
-__all__ = ["TrainConfig", "load_train_config"]
+__all__ = ["TrainConfig", "load_train_config", "TRAIN_PRESETS"]
+
+# What each preset trains with where the config does not say: patch size and epochs that
+# fit its machine (the paper's on GPUs; minutes on 2 CPU cores; seconds in tests) and
+# whether the generator corrects its reference (residual, beyond the paper).
+TRAIN_PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {"patch": 256, "epochs": 200, "residual": False},
+    "cpu-small": {"patch": 64, "epochs": 20, "residual": True},
+    "test-tiny": {"patch": 32, "epochs": 2, "residual": False},
+}
 
 
 class TrainConfig(BaseModel):
@@ -31,7 +47,12 @@ class TrainConfig(BaseModel):
     method: Literal["cnn", "cgan", "mtcnn", "mtcgan"] = "mtcgan"
     preset: str = "paper"
     norm: Literal["batch", "instance"] = "batch"
-    epochs: int = Field(200, ge=1)
+    epochs: int = Field(200, ge=1, description="default: the preset's")
+    residual: bool = Field(
+        False,
+        description="the generator predicts a correction to its reference O1 (beyond the "
+        "paper; Task B methods); default: the preset's",
+    )
     batch_size: int = Field(1, ge=1)
     lr: float = Field(2e-4, gt=0)
     betas: tuple[float, float] = (0.5, 0.999)
@@ -43,6 +64,28 @@ class TrainConfig(BaseModel):
     keep_checkpoints: int = Field(2, ge=1)
     max_failures: int = Field(1, ge=0)
     max_val_samples: int = Field(64, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset_defaults(cls, raw: Any) -> Any:
+        """Fields left out take the preset's value (see TRAIN_PRESETS)."""
+        if not isinstance(raw, dict):
+            return raw
+        defaults = TRAIN_PRESETS.get(str(raw.get("preset", "paper")))
+        if defaults is None:
+            return raw
+        raw = dict(raw)
+        raw.setdefault("epochs", defaults["epochs"])
+        if "residual" not in raw:  # only Task B methods have a reference to correct
+            method = str(raw.get("method", "mtcgan"))
+            raw["residual"] = defaults["residual"] and method in ("mtcnn", "mtcgan")
+        data = raw.get("data")
+        if isinstance(data, DataConfig):
+            if "patch" not in data.model_fields_set:
+                raw["data"] = data.model_copy(update={"patch": defaults["patch"]})
+        elif isinstance(data, dict):
+            raw["data"] = {"patch": defaults["patch"], **data}
+        return raw
 
     @field_validator("checkpoints")
     @classmethod

@@ -139,7 +139,9 @@ def build_index(cfg: DataConfig, task: Literal["A", "B"]) -> PatchIndex:
         epsg = int(ds.attrs["epsg"])
         train_geom, test_geom = _region(cfg.train_region, epsg), _region(cfg.test_region, epsg)
         complete = ds[layout.COMPLETE].values
-        clear = _patch_fraction(ds[layout.CLEAR], cfg.patch, ny, nx)
+        # Shares of the observed pixels: a nodata border is no reason to drop a patch.
+        observed = _patch_fraction(ds[layout.S2].isel(band=0).notnull(), cfg.patch, ny, nx)
+        clear = _patch_fraction(ds[layout.CLEAR], cfg.patch, ny, nx) / np.maximum(observed, 1e-9)
         has_s1 = _patch_fraction(layout.has_s1(ds[layout.S1_ORBIT]), cfg.patch, ny, nx)
         x, y = ds["x"].values, ds["y"].values
         until = None if cfg.until is None else np.datetime64(cfg.until, "ns")
@@ -161,6 +163,9 @@ def build_index(cfg: DataConfig, task: Literal["A", "B"]) -> PatchIndex:
                         continue
                     if until is not None and times[t] > until:
                         rejected["after data.until"] += 1
+                        continue
+                    if observed[t, py, px] < 0.5:
+                        rejected["target patch mostly without data"] += 1
                         continue
                     if clear[t, py, px] < cfg.min_target_clear:
                         rejected[f"target clear < {cfg.min_target_clear:g}"] += 1

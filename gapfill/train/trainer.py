@@ -177,7 +177,7 @@ def _check_writable(fs: pafs.FileSystem, path: str, storage: str) -> None:
         ) from None
 
 
-_FIXED = ("method", "preset", "data", "norm", "seed", "batch_size")
+_FIXED = ("method", "preset", "data", "norm", "seed", "batch_size", "residual")
 RUN_NAME = "train"
 
 
@@ -262,6 +262,25 @@ def _check_run_dir(run_dir: Path, cfg: TrainConfig) -> None:
         raise InputError(f"{run_dir} is not empty and holds no gapfill run: choose another --out")
 
 
+def _fit_patch(cfg: TrainConfig) -> TrainConfig:
+    """A patch larger than the smallest cube shrinks to fit it (a multiple of 16 px), and
+    says so: a preset's patch must not keep a small region from training."""
+    sides = []
+    for path in cfg.data.cubes:
+        ds = open_cube(path, cfg.data.storage_options)
+        sides.append(min(ds.sizes["y"], ds.sizes["x"]))
+    fit = max(16, min(sides) // 16 * 16)
+    if cfg.data.patch <= min(sides) or fit >= cfg.data.patch:
+        return cfg
+    log.warning(
+        "patch %d px is larger than the smallest cube (%d px a side): training on %d px patches",
+        cfg.data.patch,
+        min(sides),
+        fit,
+    )
+    return cfg.model_copy(update={"data": cfg.data.model_copy(update={"patch": fit})})
+
+
 def train(cfg: TrainConfig) -> TrainResult:
     """Train `cfg.method` on the cubes through Ray Train; re-running resumes; exports
     RUN_DIR/model.pt + model.json + metrics.csv."""
@@ -271,6 +290,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     run_dir = Path(cfg.out).resolve()
     storage = cfg.checkpoints or str(run_dir / "ray")
     method = get_method(cfg.method)
+    cfg = _fit_patch(cfg)
     build_index(cfg.data, method.task)  # fail fast, in the driver, on a cube with no sample
     _check_run_dir(run_dir, cfg)
     fs, root = _storage_fs(storage)
@@ -317,7 +337,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         raise ServiceError(f"training ended without a checkpoint ({result.error})")
     with result.checkpoint.as_directory() as path:
         state = torch.load(Path(path) / STATE_FILE, map_location="cpu", weights_only=True)
-    g = build_generator(cfg.method, cfg.preset, norm=cfg.norm)
+    g = build_generator(cfg.method, cfg.preset, residual=cfg.residual, norm=cfg.norm)
     g.load_state_dict(state["generator"])
     history = list(state["history"])
     last = history[-1] if history else {}

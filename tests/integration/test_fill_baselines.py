@@ -1,0 +1,85 @@
+"""`gapfill fill --method persistence|nearest|interpolate`: the baselines as fill methods,
+through the same Dask tasks and product as the model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from gapfill.cube import layout
+from gapfill.errors import InputError
+from gapfill.fill import FillConfig, fill, product
+from gapfill.fill.baselines import baseline_fill
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+
+@pytest.mark.parametrize("method", ["interpolate", "persistence"])
+def test_a_baseline_fill_equals_the_baseline_on_the_whole_series(
+    tmp_path, cube_pc, dask_address, method
+):
+    out = tmp_path / "filled.zarr"
+    report = fill(
+        FillConfig(
+            cube=str(cube_pc),
+            out=str(out),
+            method=method,
+            quicklooks=False,
+            chunk=32,
+            days_per_task=3,
+        ),
+        dask_scheduler=dask_address,
+    )
+    cube = xr.open_zarr(cube_pc)
+    ds = xr.open_zarr(out)
+    times, s2, clear = cube["time"].values, cube[layout.S2].values, cube[layout.CLEAR].values
+    filled_any = 0
+    for t in range(len(times)):
+        want = baseline_fill(method, times, s2, clear, t, 60)
+        status = ds[product.STATUS].values[t]
+        observed = np.isfinite(s2[t]).all(axis=0)
+        cloudy = observed & ~clear[t]
+        can = cloudy & np.isfinite(want).all(axis=0)
+        np.testing.assert_array_equal(status == product.FILLED, can, err_msg=str(t))
+        np.testing.assert_array_equal(status == product.UNFILLED, cloudy & ~can)
+        got = ds[product.S2].values[t][:, can]
+        np.testing.assert_allclose(got, np.maximum(want[:, can], 1e-4), atol=0.6e-4)  # packing
+        filled_any += int(can.sum())
+    assert filled_any == report.pixels_filled > 0
+    last = ds[product.STATUS].values[-1]
+    if method == "interpolate":  # nothing after the last day: its clouds stay unfilled
+        assert (last == product.FILLED).sum() == 0
+    assert ds.attrs["fill_method"] == method
+    assert ds.attrs["uses_later_days"] == (method == "interpolate")
+    item = json.loads(out.with_name("filled.item.json").read_text())
+    assert item["properties"]["gapfill:fill_method"] == method
+
+
+def test_methods_are_not_mixed_in_one_product_and_a_baseline_takes_no_model(
+    tmp_path, cube_pc, model_tiny, dask_address
+):
+    out = tmp_path / "filled.zarr"
+    day = (str(xr.open_zarr(cube_pc)["time"].values[4])[:10],)
+    fill(
+        FillConfig(cube=str(cube_pc), out=str(out), method="nearest", dates=day, quicklooks=False),
+        dask_scheduler=dask_address,
+    )
+    with pytest.raises(InputError, match="was filled with --method nearest, not model"):
+        fill(
+            FillConfig(
+                cube=str(cube_pc),
+                out=str(out),
+                model=str(model_tiny),
+                dates=day,
+                overwrite=True,
+                quicklooks=False,
+            ),
+            dask_scheduler=dask_address,
+        )
+    with pytest.raises(ValueError, match="uses no model"):
+        FillConfig(cube="c", out="o", model="m", method="persistence")
+    with pytest.raises(ValueError, match="--model RUN_DIR is needed"):
+        FillConfig(cube="c", out="o")
