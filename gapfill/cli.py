@@ -364,6 +364,9 @@ def train_cmd(
     checkpoints: Annotated[
         str | None, typer.Option(help="checkpoint storage: a path or s3://, gs://... URL")
     ] = None,
+    init: Annotated[
+        str | None, typer.Option(help="RUN_DIR whose weights this run starts from")
+    ] = None,
     log_level: LogLevel = "INFO",
     verbose: Verbose = 0,
 ) -> None:
@@ -386,6 +389,7 @@ def train_cmd(
         seed=seed,
         out=out,
         checkpoints=checkpoints,
+        init=init,
     )
     result = train(cfg)
     last = result.history[-1] if result.history else {}

@@ -19,7 +19,14 @@ from gapfill.errors import InputError
 from gapfill.models.generator import Generator, GeneratorConfig
 from gapfill.normalize import Normalisation
 
-__all__ = ["CARD_CONTRACT_VERSION", "ModelCard", "save_model", "load_model", "weights_sha256"]
+__all__ = [
+    "CARD_CONTRACT_VERSION",
+    "MODEL_FILE",
+    "ModelCard",
+    "save_model",
+    "load_model",
+    "weights_sha256",
+]
 
 CARD_CONTRACT_VERSION = "1"
 MODEL_FILE, CARD_FILE = "model.pt", "model.json"

@@ -20,7 +20,7 @@ from torch import nn
 
 __all__ = ["GeneratorConfig", "Generator", "GENERATOR_PRESETS", "receptive_field"]
 
-Norm = Literal["batch", "instance"]
+Norm = Literal["batch", "instance", "none"]
 
 
 class GeneratorConfig(BaseModel):
@@ -53,8 +53,12 @@ GENERATOR_PRESETS: dict[str, dict] = {
 
 
 def norm_layer(kind: Norm, channels: int) -> nn.Module:
+    """BatchNorm (the paper; per pixel in eval(), so tiles are exact), InstanceNorm, or
+    none (small residual nets: training and inference compute the same thing)."""
     if kind == "batch":
         return nn.BatchNorm2d(channels)
+    if kind == "none":
+        return nn.Identity()
     return nn.InstanceNorm2d(channels, affine=True)
 
 

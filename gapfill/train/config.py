@@ -25,9 +25,9 @@ __all__ = ["TrainConfig", "load_train_config", "TRAIN_PRESETS"]
 # fit its machine (the paper's on GPUs; minutes on 2 CPU cores; seconds in tests) and
 # whether the generator corrects its reference (residual, beyond the paper).
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {"patch": 256, "epochs": 200, "residual": False},
-    "cpu-small": {"patch": 64, "epochs": 20, "residual": True},
-    "test-tiny": {"patch": 32, "epochs": 2, "residual": False},
+    "paper": {"patch": 256, "epochs": 200, "residual": False, "norm": "batch"},
+    "cpu-small": {"patch": 64, "epochs": 20, "residual": True, "norm": "none"},
+    "test-tiny": {"patch": 32, "epochs": 2, "residual": False, "norm": "batch"},
 }
 
 
@@ -46,7 +46,7 @@ class TrainConfig(BaseModel):
     )
     method: Literal["cnn", "cgan", "mtcnn", "mtcgan"] = "mtcgan"
     preset: str = "paper"
-    norm: Literal["batch", "instance"] = "batch"
+    norm: Literal["batch", "instance", "none"] = "batch"
     epochs: int = Field(200, ge=1, description="default: the preset's")
     residual: bool = Field(
         False,
@@ -65,6 +65,17 @@ class TrainConfig(BaseModel):
     max_failures: int = Field(1, ge=0)
     max_val_samples: int = Field(64, ge=0)
 
+    init: str | None = Field(
+        None,
+        description="warm start: RUN_DIR of a finished run of the same architecture whose "
+        "weights this run starts from (e.g. pre-trained on synthetic worlds)",
+    )
+
+    @field_validator("init")
+    @classmethod
+    def _init_absolute(cls, v: str | None) -> str | None:
+        return None if v is None else absolute(v)
+
     @model_validator(mode="before")
     @classmethod
     def _preset_defaults(cls, raw: Any) -> Any:
@@ -76,6 +87,7 @@ class TrainConfig(BaseModel):
             return raw
         raw = dict(raw)
         raw.setdefault("epochs", defaults["epochs"])
+        raw.setdefault("norm", defaults["norm"])
         if "residual" not in raw:  # only Task B methods have a reference to correct
             method = str(raw.get("method", "mtcgan"))
             raw["residual"] = defaults["residual"] and method in ("mtcnn", "mtcgan")

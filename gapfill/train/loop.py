@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from gapfill.models import build_generator, get_method, train_step
+from gapfill.models.card import MODEL_FILE
 from gapfill.models.discriminator import PatchDiscriminator
 from gapfill.train.config import TrainConfig
 from gapfill.train.data import PatchIndex, Sample, augment, build_index, load_sample, open_cube
@@ -147,6 +148,9 @@ def train_loop_per_worker(config: dict) -> None:
 
     start, history = 0, []
     ckpt = ray.train.get_checkpoint()
+    if ckpt is None and cfg.init is not None:  # warm start (checked in the driver)
+        weights = Path(cfg.init) / MODEL_FILE
+        _unwrap(g).load_state_dict(torch.load(weights, map_location=device, weights_only=True))
     if ckpt is not None:
         with ckpt.as_directory() as path:
             state = torch.load(Path(path) / STATE_FILE, map_location=device, weights_only=True)

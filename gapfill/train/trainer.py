@@ -17,7 +17,7 @@ from gapfill._provenance import __version__, git_sha
 from gapfill.cube import layout
 from gapfill.errors import InputError, ServiceError
 from gapfill.models import build_generator, get_method, receptive_field
-from gapfill.models.card import ModelCard, save_model
+from gapfill.models.card import ModelCard, load_model, save_model
 from gapfill.storage import is_url, shown
 from gapfill.train.config import TrainConfig
 from gapfill.train.data import build_index, open_cube
@@ -262,6 +262,19 @@ def _check_run_dir(run_dir: Path, cfg: TrainConfig) -> None:
         raise InputError(f"{run_dir} is not empty and holds no gapfill run: choose another --out")
 
 
+def _check_init(cfg: TrainConfig) -> None:
+    """`--init RUN_DIR` must hold a model of the same architecture and inputs."""
+    assert cfg.init is not None
+    _, card = load_model(cfg.init)
+    mine = build_generator(cfg.method, cfg.preset, residual=cfg.residual, norm=cfg.norm).cfg
+    if card.generator != mine or tuple(card.input_channels) != get_method(cfg.method).channels:
+        raise InputError(
+            f"--init {cfg.init} holds a {card.method}/{card.preset} generator "
+            f"({card.generator.model_dump()}), not this run's {cfg.method}/{cfg.preset} "
+            f"({mine.model_dump()}): give a run of the same method, preset and options"
+        )
+
+
 def _fit_patch(cfg: TrainConfig) -> TrainConfig:
     """A patch larger than the smallest cube shrinks to fit it (a multiple of 16 px), and
     says so: a preset's patch must not keep a small region from training."""
@@ -291,6 +304,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     storage = cfg.checkpoints or str(run_dir / "ray")
     method = get_method(cfg.method)
     cfg = _fit_patch(cfg)
+    if cfg.init is not None:
+        _check_init(cfg)
     build_index(cfg.data, method.task)  # fail fast, in the driver, on a cube with no sample
     _check_run_dir(run_dir, cfg)
     fs, root = _storage_fs(storage)

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 
 from gapfill.errors import InputError
 from gapfill.models.card import load_model
@@ -353,3 +354,22 @@ def test_a_damaged_or_foreign_checkpoint_is_refused_in_one_line(tmp_path, cube_p
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("gapfill: error: ")]
     assert len(errors) == 1 and "cannot be read" in errors[0] and state.parent.name in errors[0]
     assert hashlib.sha256((run_dir / "model.pt").read_bytes()).hexdigest() == saved
+
+
+def test_init_warm_starts_from_a_run_and_refuses_another_architecture(
+    tmp_path, cube_pc, ray_runtime, model_tiny
+):
+    with pytest.raises(InputError, match="holds a mtcnn/test-tiny generator"):
+        train(_cfg(cube_pc, tmp_path / "cnn", method="cnn", init=str(model_tiny)))
+    with pytest.raises(InputError, match="has no model.json"):
+        train(_cfg(cube_pc, tmp_path / "none", method="mtcnn", init=str(tmp_path / "nope")))
+    assert not (tmp_path / "cnn").exists() and not (tmp_path / "none").exists()
+    # A near-zero learning rate: the trained weights are the init's, not a fresh seed's.
+    result = train(_cfg(cube_pc, tmp_path / "warm", method="mtcnn", init=str(model_tiny), lr=1e-12))
+    warm = torch.load(result.run_dir / "model.pt", weights_only=True)
+    start = torch.load(model_tiny / "model.pt", weights_only=True)
+    for name, value in start.items():
+        if value.is_floating_point() and "running" not in name:
+            torch.testing.assert_close(warm[name], value, atol=1e-6, rtol=0, msg=name)
+    card = load_model(result.run_dir)[1]
+    assert card.training_cube_ids == (xr.open_zarr(cube_pc).attrs["cube_id"],)
