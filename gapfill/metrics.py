@@ -69,7 +69,7 @@ def masked_scores(
     _, ssim_map = structural_similarity_index_measure(
         whole[:, None], t[:, None], data_range=data_range, return_full_image=True
     )
-    ssim = float(ssim_map[:, 0][:, m].mean())  # type: ignore[index]
+    ssim = float(ssim_map[:, 0][:, m].mean())
     sam = float(
         spectral_angle_mapper(
             pv.clamp_min(1e-6)[None, :, :, None], tv.clamp_min(1e-6)[None, :, :, None]

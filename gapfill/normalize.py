@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gapfill.bands import S1_POLS, S2_BANDS
 
-__all__ = ["NORM_CONTRACT_VERSION", "Normalisation", "IMPUTED", "model_input"]
+__all__ = ["NORM_CONTRACT_VERSION", "Normalisation", "IMPUTED", "AGE_SCALE_DAYS", "model_input"]
 
 NORM_CONTRACT_VERSION = "1"
 IMPUTED = 0.0
@@ -57,22 +57,41 @@ class Normalisation(BaseModel):
         return np.where(np.isfinite(x), x, IMPUTED).astype(np.float32), valid
 
 
+# Reference ages (days) are fed divided by this, clipped to [0, 2].
+AGE_SCALE_DAYS = 60.0
+
+
 def model_input(
     norm: Normalisation,
     task: str,
     s1_t2_db: np.ndarray,
     s1_t1_db: np.ndarray | None = None,
     o1_refl: np.ndarray | None = None,
+    later: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The network input in the contract's channel order, imputed, and its valid mask.
 
     Task B: `S1_t2 (VV, VH), S1_t1 (VV, VH), O1 (B02, B03, B04, B08)`; task A: `S1_t2`.
-    Arrays are (channels, y, x) in physical units (dB, reflectance), NaN where missing;
-    training and filling both call this, so they feed the network the same way.
+    Rule `both` adds `later` = (S1_t3 dB, O3 reflectance, age of O1, days to O3): channels
+    `S1_t3, O3, age:t1, age:t3, avail:t3`; where the later side is missing its channels
+    are imputed and `avail:t3` is 0 (the causal case), which never makes a pixel invalid.
+    Arrays are (channels, y, x) in physical units (dB, reflectance, days), NaN or a
+    negative age where missing; training and filling both call this, so they feed the
+    network the same way.
     """
     parts = [norm.sar(s1_t2_db)]
     if task == "B":
         if s1_t1_db is None or o1_refl is None:
             raise ValueError("task B needs S1_t1 and O1")
         parts += [norm.sar(s1_t1_db), norm.optical(o1_refl)]
-    return norm.impute(np.concatenate(parts))
+    x, valid = norm.impute(np.concatenate(parts))
+    if later is None:
+        return x, valid
+    s1_t3_db, o3_refl, age1, age3 = later
+    side = np.concatenate([norm.sar(s1_t3_db), norm.optical(o3_refl)])
+    avail = np.isfinite(side).all(axis=0) & (age3 >= 0)
+    side = np.where(avail[None] & np.isfinite(side), side, IMPUTED)
+    ages = [np.clip(np.maximum(a, 0) / AGE_SCALE_DAYS, 0, 2) for a in (age1, age3)]
+    ages[1] = np.where(avail, ages[1], 0.0)
+    extra = np.concatenate([side, np.stack([*ages, avail.astype(np.float32)])])
+    return np.concatenate([x, extra.astype(np.float32)]), valid

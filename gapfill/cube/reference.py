@@ -3,16 +3,29 @@
 For a target day t2 the reference is, per pixel, the most recent earlier day within the
 look-back where that pixel was clear, and S1_t1 is the S1 of that same day and pixel,
 from the same relative orbit as S1_t2 (by default) and present on both days.
+
+Rule `both` (beyond the paper) adds the later side: per pixel the first LATER clear day
+within the look-ahead (O3, S1_t3, same orbit rule), when one exists.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from gapfill.cube import layout
 
-__all__ = ["ReferenceRule", "pick_reference", "compose_reference", "lookback_first", "NONE"]
+__all__ = [
+    "ReferenceRule",
+    "pick_reference",
+    "pick_next_reference",
+    "compose_reference",
+    "lookback_first",
+    "lookahead_last",
+    "NONE",
+]
 
 NONE = -1
 
@@ -24,6 +37,10 @@ class ReferenceRule(BaseModel):
 
     lookback_days: int = Field(60, ge=1)
     same_orbit: bool = True
+    rule: Literal["causal", "both"] = Field(
+        "causal", description="causal: earlier clear days only (the paper); both: and later"
+    )
+    lookahead_days: int = Field(60, ge=1, description="rule both: how far to look forward")
 
 
 def lookback_first(times: np.ndarray, target: int, rule: ReferenceRule) -> int:
@@ -34,6 +51,18 @@ def lookback_first(times: np.ndarray, target: int, rule: ReferenceRule) -> int:
     while first > 0 and times[target] - times[first - 1] <= limit:
         first -= 1
     return first
+
+
+def lookahead_last(times: np.ndarray, target: int, rule: ReferenceRule) -> int:
+    """Index of the last day within the look-ahead of day `target` under rule `both`
+    (`target` itself under the causal rule)."""
+    if rule.rule != "both":
+        return target
+    limit = np.timedelta64(rule.lookahead_days, "D")
+    last = target
+    while last + 1 < len(times) and times[last + 1] - times[target] <= limit:
+        last += 1
+    return last
 
 
 def pick_reference(
@@ -65,6 +94,34 @@ def pick_reference(
     days = (t2 - times).astype("timedelta64[D]").astype(np.int32)
     age = np.where(ref == NONE, -1, days[np.maximum(ref, 0)])
     return ref, age
+
+
+def pick_next_reference(
+    times: np.ndarray,
+    target: int,
+    clear: np.ndarray,
+    s1_orbit: np.ndarray,
+    rule: ReferenceRule,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel, the time index of the first LATER clear day within the look-ahead (same
+    orbit and S1 conditions as `pick_reference`; NONE where there is none) and how many
+    days after the target it is."""
+    shape = clear.shape[1:]
+    ref = np.full(shape, NONE, dtype=np.int32)
+    t2 = times[target]
+    orbit2 = s1_orbit[target]
+    has_s1 = layout.has_s1(orbit2)
+    limit = np.timedelta64(rule.lookahead_days, "D")
+    for k in range(target + 1, len(times)):
+        if times[k] - t2 > limit:
+            break
+        ok = (ref == NONE) & clear[k] & has_s1 & layout.has_s1(s1_orbit[k])
+        if rule.same_orbit:
+            ok &= s1_orbit[k] == orbit2
+        ref[ok] = k
+    days = (times - t2).astype("timedelta64[D]").astype(np.int32)
+    ahead = np.where(ref == NONE, -1, days[np.maximum(ref, 0)])
+    return ref, ahead
 
 
 def compose_reference(

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from gapfill._provenance import __version__, git_sha
 from gapfill.cube import layout
 from gapfill.cube.check import require_intact
-from gapfill.cube.reference import lookback_first
+from gapfill.cube.reference import lookahead_last, lookback_first
 from gapfill.errors import InputError
 from gapfill.evaluate._region import region_mask
 from gapfill.fill import product
@@ -49,6 +49,7 @@ __all__ = [
     "markdown",
     "print_report",
     "table_rows",
+    "verdict",
     "MODEL",
 ]
 
@@ -143,9 +144,8 @@ class EvaluateReport:
 
 
 def _label(name: str, report: EvaluateReport) -> str:
-    if name == MODEL:
-        return f"model ({report.model_method})"
-    return name + (" *" if report.uses_later_days[name] else "")
+    label = f"model ({report.model_method})" if name == MODEL else name
+    return label + (" *" if report.uses_later_days[name] else "")
 
 
 def table_rows(report: EvaluateReport) -> list[list[str]]:
@@ -211,12 +211,23 @@ def print_report(report: EvaluateReport, title: str | None = None) -> None:
         table.add_row(*row)
     console = Console(width=160 if not sys.stdout.isatty() else None)
     console.print(table)
+    console.print(verdict(report) + "; * uses clear days after the target")
+
+
+def verdict(report: EvaluateReport) -> str:
+    """One line: does the model beat the best baseline, given the 90 % interval of the
+    paired PSNR difference over target days (and SAM not worse)?"""
     best = report.best_baseline("psnr")
     d = report.versus[best]["psnr"]
-    verdict = "beats" if report.model_wins() else "does NOT beat"
-    console.print(
-        f"model {verdict} the baselines: PSNR {d['mean']:+.2f} dB vs {best} "
-        f"[90 % {d['low']:+.2f}, {d['high']:+.2f}]; * uses clear days after the target"
+    if d["low"] > 0 and report.model_wins():
+        word = "beats"
+    elif d["high"] < 0 or not report.model_wins():
+        word = "does NOT beat"
+    else:
+        word = "ties with (the interval holds 0)"
+    return (
+        f"model {word} the best baseline: PSNR {d['mean']:+.2f} dB vs {best} "
+        f"[90 % {d['low']:+.2f}, {d['high']:+.2f}]"
     )
 
 
@@ -365,7 +376,10 @@ def evaluate(cfg: EvaluateConfig, out: str | Path | None = None) -> EvaluateRepo
         model_method=card.method,
         region=cfg.region,
         methods=methods,
-        uses_later_days={MODEL: False, **{b.name: b.uses_later_days for b in BASELINES.values()}},
+        uses_later_days={
+            MODEL: card.reference.rule == "both",
+            **{b.name: b.uses_later_days for b in BASELINES.values()},
+        },
         config=json.loads(cfg.model_dump_json()),
     )
     rng_px = card.normalisation.reflectance_max
@@ -432,9 +446,9 @@ def _predict(
     """Each method's reflectance (band, y, x) for day `t` with `hidden` clouded over; NaN
     where a method has no value. The model goes through `fill_window`, as in `fill`."""
     first = lookback_first(times, t, card.reference)
-    days = slice(first, t + 1)
+    days = slice(first, lookahead_last(times, t, card.reference) + 1)
     seen = clear[days].copy()
-    seen[-1] &= ~hidden
+    seen[t - first] &= ~hidden
     win = Window(times[days], s2[days], s1[days], seen, orbit[days])
     res = fill_window(win, [t - first], [True], model, card, tile=tile, batch=1)
     sim = np.where((res.status[0] == product.FILLED)[None], res.s2[0], np.nan)

@@ -113,6 +113,7 @@ def fill_window_baseline(
     s2_out = np.full((n, nb, h, w), np.nan, np.float32)
     status = np.full((n, h, w), product.NODATA, np.uint8)
     ref_dt = np.full((n, h, w), product.REFERENCE_DT_MISSING, np.int16)
+    next_dt = np.full((n, h, w), product.REFERENCE_DT_MISSING, np.int16)
     usable = win.clear & np.isfinite(win.s2).all(axis=1)
     for j, t in enumerate(targets):
         obs = win.s2[t]
@@ -128,8 +129,15 @@ def fill_window_baseline(
         todo = cloudy & np.isfinite(values).all(axis=0)
         s2_out[j][:, todo] = np.maximum(values[:, todo], layout.S2_MIN_VALID)
         status[j][todo] = product.FILLED
-        prev, _ = clear_neighbours(win.times, usable, t, horizon_days)
+        prev, nxt = clear_neighbours(win.times, usable, t, horizon_days)
         age = (win.times[t] - win.times).astype("timedelta64[D]").astype(np.int32)
-        with_prev = todo & (prev != NONE)
-        ref_dt[j][with_prev] = age[prev[with_prev]]
-    return FilledWindow(s2_out, status, ref_dt, 0)
+        used_prev, used_next = prev != NONE, nxt != NONE
+        if method == "nearest":  # one side only: the nearer (the earlier on a tie)
+            after = used_next & (~used_prev | (-age[np.maximum(nxt, 0)] < age[np.maximum(prev, 0)]))
+            used_prev, used_next = used_prev & ~after, after
+        elif method == "persistence":
+            used_next = np.zeros_like(used_next)
+        ref_dt[j][todo & used_prev] = age[prev[todo & used_prev]]
+        next_dt[j][todo & used_next] = -age[nxt[todo & used_next]]
+    later = BASELINES[method].uses_later_days
+    return FilledWindow(s2_out, status, ref_dt, 0, 0.0, next_dt if later else None)

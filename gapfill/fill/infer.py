@@ -18,7 +18,12 @@ import numpy as np
 import torch
 
 from gapfill.cube import layout
-from gapfill.cube.reference import NONE, compose_reference, pick_reference
+from gapfill.cube.reference import (
+    NONE,
+    compose_reference,
+    pick_next_reference,
+    pick_reference,
+)
 from gapfill.fill import product
 from gapfill.grid import tile_boxes
 from gapfill.models.card import ModelCard, load_model
@@ -50,14 +55,16 @@ class Window:
 
 @dataclass
 class FilledWindow:
-    """Product arrays for the target days of a window: s2 (N, band, y, x), status and
-    reference_dt (N, y, x); `model_px` counts pixels that went through the network."""
+    """Product arrays for the target days of a window: s2 (N, band, y, x), status,
+    reference_dt and reference_next_dt (N, y, x; None: no later side used anywhere);
+    `model_px` counts pixels that went through the network."""
 
     s2: np.ndarray
     status: np.ndarray
     reference_dt: np.ndarray
     model_px: int
     model_seconds: float = 0.0
+    reference_next_dt: np.ndarray | None = None
 
 
 def _device(kind: str) -> torch.device:
@@ -154,7 +161,9 @@ def fill_window(
     s2_out = np.full((n, nb, h, w), np.nan, np.float32)
     status = np.full((n, h, w), product.NODATA, np.uint8)
     ref_dt = np.full((n, h, w), product.REFERENCE_DT_MISSING, np.int16)
-    inputs, slots, masks, ages = [], [], [], []
+    next_dt = np.full((n, h, w), product.REFERENCE_DT_MISSING, np.int16)
+    both = card.task == "B" and card.reference.rule == "both"
+    inputs, slots, masks, ages, aheads = [], [], [], [], []
     for j, t in enumerate(targets):
         obs = win.s2[t]
         has_data = np.isfinite(obs).all(axis=0)
@@ -165,10 +174,16 @@ def fill_window(
         status[j][cloudy] = product.UNFILLED
         if not fill_days[j] or not cloudy.any():
             continue
+        ahead = np.full((h, w), product.REFERENCE_DT_MISSING)
         if card.task == "B":
             ref, age = pick_reference(win.times, t, win.clear, win.orbit, card.reference)
             o1, s1_t1 = compose_reference(ref, win.s2, win.s1)
-            x, valid = model_input(norm, "B", win.s1[t], s1_t1, o1)
+            later = None
+            if both:
+                nxt, ahead = pick_next_reference(win.times, t, win.clear, win.orbit, card.reference)
+                o3, s1_t3 = compose_reference(nxt, win.s2, win.s1)
+                later = (s1_t3, o3, age.astype(np.float32), ahead.astype(np.float32))
+            x, valid = model_input(norm, "B", win.s1[t], s1_t1, o1, later)
             usable = (ref != NONE) & valid
         else:
             x, valid = model_input(norm, "A", win.s1[t])
@@ -179,6 +194,7 @@ def fill_window(
             slots.append(j)
             masks.append(todo)
             ages.append(age)
+            aheads.append(ahead)
     model_px, t0 = 0, time.perf_counter()
     if inputs:
         sim = tiled_forward(model, np.stack(inputs), tile=tile, halo=halo_of(card), batch=batch)
@@ -188,5 +204,8 @@ def fill_window(
             s2_out[j][:, todo] = refl[:, todo]
             status[j][todo] = product.FILLED
             ref_dt[j][todo] = ages[k][todo]
+            next_dt[j][todo] = aheads[k][todo]
         model_px = len(inputs) * h * w
-    return FilledWindow(s2_out, status, ref_dt, model_px, time.perf_counter() - t0)
+    return FilledWindow(
+        s2_out, status, ref_dt, model_px, time.perf_counter() - t0, next_dt if both else None
+    )

@@ -1,4 +1,4 @@
-"""The filled product contract (`filled.zarr`, Zarr v3), version 1.
+"""The filled product contract (`filled.zarr`, Zarr v3), version 2.
 
 Same grid, `time` axis (created once from the cube), coords, CF packing and
 `spatial_ref` as the cube (`gapfill.cube.layout`):
@@ -7,6 +7,8 @@ Same grid, `time` axis (created once from the cube), coords, CF packing and
 - `status` (time, y, x) uint8 CF flags: 0 nodata, 1 clear, 2 filled, 3 unfilled
   (cloudy, with no usable reference or S1, or on a day below `--min-cloud`)
 - `reference_dt` (time, y, x) int16: age of the reference in days where filled (else -1)
+- `reference_next_dt` (time, y, x) int16: days to the later reference where one was used
+  (reference rule `both`, or a baseline that reads later days; else -1). New in version 2.
 - `complete` (time) bool, written last for each day
 """
 
@@ -27,6 +29,7 @@ __all__ = [
     "S2",
     "STATUS",
     "REFERENCE_DT",
+    "REFERENCE_NEXT_DT",
     "COMPLETE",
     "DAY_VARS",
     "NODATA",
@@ -39,10 +42,11 @@ __all__ = [
     "product_encoding",
 ]
 
-PRODUCT_CONTRACT_VERSION = "1"
+PRODUCT_CONTRACT_VERSION = "2"
 
-S2, STATUS, REFERENCE_DT, COMPLETE = layout.S2, "status", "reference_dt", layout.COMPLETE
-DAY_VARS = (S2, STATUS, REFERENCE_DT)
+S2, STATUS, COMPLETE = layout.S2, "status", layout.COMPLETE
+REFERENCE_DT, REFERENCE_NEXT_DT = "reference_dt", "reference_next_dt"
+DAY_VARS = (S2, STATUS, REFERENCE_DT, REFERENCE_NEXT_DT)
 NODATA, CLEAR, FILLED, UNFILLED = 0, 1, 2, 3
 FLAG_MEANINGS = ("nodata", "clear", "filled", "unfilled")
 REFERENCE_DT_MISSING = -1
@@ -59,6 +63,9 @@ _ATTRS: dict[str, dict[str, Any]] = {
     },
     # No "units: days": xarray would decode it to a timedelta.
     REFERENCE_DT: {"long_name": "age of the reference (O1) in days where filled (days)"},
+    REFERENCE_NEXT_DT: {
+        "long_name": "days from the target to the later reference (O3) where filled with one (days)"
+    },
     COMPLETE: {
         "long_name": "day fully written",
         "flag_values": [0, 1],
@@ -87,10 +94,13 @@ def product_template(
                 ("time", "y", "x"),
                 da.full((nt, h, w), NODATA, dtype=np.uint8, chunks=(1, cy, cx)),
             ),
-            REFERENCE_DT: (
-                ("time", "y", "x"),
-                da.full((nt, h, w), REFERENCE_DT_MISSING, dtype=np.int16, chunks=(1, cy, cx)),
-            ),
+            **{
+                name: (
+                    ("time", "y", "x"),
+                    da.full((nt, h, w), REFERENCE_DT_MISSING, dtype=np.int16, chunks=(1, cy, cx)),
+                )
+                for name in (REFERENCE_DT, REFERENCE_NEXT_DT)
+            },
             COMPLETE: (("time",), np.zeros(nt, dtype=bool)),
         },
         coords={
@@ -117,10 +127,9 @@ def product_encoding(chunk: int, grid: Grid) -> dict[str, dict[str, Any]]:
     return {
         S2: {**layout.ENCODINGS[layout.S2], "chunks": (1, len(S2_BANDS), cy, cx)},
         STATUS: {"dtype": "uint8", "chunks": (1, cy, cx)},
-        REFERENCE_DT: {
-            "dtype": "int16",
-            "_FillValue": REFERENCE_DT_MISSING,
-            "chunks": (1, cy, cx),
+        **{
+            name: {"dtype": "int16", "_FillValue": REFERENCE_DT_MISSING, "chunks": (1, cy, cx)}
+            for name in (REFERENCE_DT, REFERENCE_NEXT_DT)
         },
         COMPLETE: {**layout.ENCODINGS[layout.COMPLETE], "chunks": (1,)},
         "time": {"units": "nanoseconds since 1970-01-01", "dtype": "int64"},

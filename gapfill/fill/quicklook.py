@@ -83,13 +83,18 @@ def quicklook(filled: str | Path, day: str, png: str | Path) -> Path:
     h, w = status.shape
     zoom = max(1, MIN_SIDE // max(h, w))  # small regions: enlarge, pixels kept square
     h, w = h * zoom, w * zoom
-    gap, head = 4, 14
-    canvas = Image.new("RGB", (3 * w + 2 * gap, h + head), (255, 255, 255))
+    gap, head, foot = 4, 14, 16
+    canvas = Image.new("RGB", (3 * w + 2 * gap, h + head + foot), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     for i, (name, img) in enumerate(panels):
         tile = Image.fromarray(img).resize((w, h), Image.Resampling.NEAREST)
         canvas.paste(tile, (i * (w + gap), head))
         draw.text((i * (w + gap) + 2, 1), f"{name} {day}" if i == 0 else name, fill=(0, 0, 0))
+    x = 2 * (w + gap)  # the status panel's legend, below it
+    for value, meaning in enumerate(product.FLAG_MEANINGS):
+        draw.rectangle((x, h + head + 4, x + 8, h + head + 12), fill=STATUS_RGB[value])
+        draw.text((x + 11, h + head + 2), meaning, fill=(0, 0, 0))
+        x += 14 + 7 * len(meaning)
     png = Path(png)
     png.parent.mkdir(parents=True, exist_ok=True)
     tmp = png.with_name(f".{png.name}.tmp.png")

@@ -45,7 +45,7 @@ from gapfill.fill.task import Job, TaskResult, fill_task
 from gapfill.grid import tile_boxes
 from gapfill.logs import progress_enabled
 from gapfill.models.card import ModelCard, load_model, weights_sha256
-from gapfill.models.methods import get_method
+from gapfill.models.methods import get_method, input_channels
 from gapfill.normalize import NORM_CONTRACT_VERSION
 
 __all__ = ["fill", "FillReport", "FAULT_ENV", "check_fit"]
@@ -101,7 +101,9 @@ def check_fit(card: ModelCard, cube: xr.Dataset, model_dir: str) -> None:
     except InputError:
         problems.append(f"unknown method {card.method!r}")
     else:
-        if tuple(card.input_channels) != tuple(method.channels) or card.task != method.task:
+        both = card.reference.rule == "both"
+        want = input_channels(method.task, both)
+        if tuple(card.input_channels) != want or card.task != method.task:
             problems.append(f"input channels {list(card.input_channels)} of {card.method}")
     if card.generator.in_channels != len(card.input_channels):
         problems.append("generator input width differs from its input channels")
@@ -144,7 +146,9 @@ def _attrs(cfg: FillConfig, cube: xr.Dataset, card: ModelCard | None, sha: str) 
         "cube": cfg.cube,
         layout.CUBE_ID: cube.attrs.get(layout.CUBE_ID, ""),
         "fill_method": cfg.method,
-        "uses_later_days": cfg.method != "model" and BASELINES[cfg.method].uses_later_days,
+        "uses_later_days": BASELINES[cfg.method].uses_later_days
+        if cfg.method != "model"
+        else card is not None and card.reference.rule == "both",
         "model_run": cfg.model or "",
         "model_sha256": sha,
         "model_card": card.model_dump_json() if card is not None else "",

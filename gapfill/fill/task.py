@@ -16,7 +16,13 @@ import xarray as xr
 
 from gapfill import store
 from gapfill.cube import layout
-from gapfill.cube.reference import NONE, lookback_first, pick_reference
+from gapfill.cube.reference import (
+    NONE,
+    lookahead_last,
+    lookback_first,
+    pick_next_reference,
+    pick_reference,
+)
 from gapfill.fill import product
 from gapfill.fill.baselines import BASELINES, fill_window_baseline
 from gapfill.fill.infer import Window, cached_model, fill_window, halo_of
@@ -65,20 +71,25 @@ def read_window(
     references come from, and the targets' indices in it.
 
     For each target day to fill, the reference rule runs over the target's whole
-    look-back, so the days read (and hence the result) are the same whichever other
-    days the task fills.
+    look-back (and look-ahead under rule `both`), so the days read (and hence the result)
+    are the same whichever other days the task fills.
     """
     times = ds["time"].values
     needed = set(targets)
     if card.task == "B" and any(fill_days):
         first = lookback_first(times, min(targets), card.reference)
-        span = list(range(first, max(targets) + 1))
+        last = lookahead_last(times, max(targets), card.reference)
+        span = list(range(first, last + 1))
         clear = ds[layout.CLEAR].isel({"time": span, **space}).values
         orbit = ds[layout.S1_ORBIT].isel({"time": span, **space}).values
+        rule = card.reference
         for t, do in zip(targets, fill_days, strict=True):
             if do:
-                ref, _ = pick_reference(times[span], span.index(t), clear, orbit, card.reference)
+                ref, _ = pick_reference(times[span], span.index(t), clear, orbit, rule)
                 needed.update(span[int(k)] for k in np.unique(ref[ref != NONE]))
+                if rule.rule == "both":
+                    nxt, _ = pick_next_reference(times[span], span.index(t), clear, orbit, rule)
+                    needed.update(span[int(k)] for k in np.unique(nxt[nxt != NONE]))
     days = sorted(needed)
     sub = ds.isel({"time": days, **space})
     win = Window(
@@ -152,6 +163,9 @@ def fill_task(
         res = fill_window_baseline(win, local, fill_days, job.method, job.horizon_days)
     t2 = time.perf_counter()
     inner = (slice(y0 - ya, y1 - ya), slice(x0 - xa, x1 - xa))
+    next_dt = res.reference_next_dt
+    if next_dt is None:
+        next_dt = np.full(res.reference_dt.shape, product.REFERENCE_DT_MISSING, np.int16)
     for j, t in enumerate(targets):
         region = {"time": slice(t, t + 1), "y": slice(y0, y1), "x": slice(x0, x1)}
         layout.check_region_aligned(
@@ -164,6 +178,7 @@ def fill_task(
                 product.S2: (("time", "band", "y", "x"), res.s2[j : j + 1, :, *inner]),
                 product.STATUS: (("time", "y", "x"), res.status[j : j + 1, *inner]),
                 product.REFERENCE_DT: (("time", "y", "x"), res.reference_dt[j : j + 1, *inner]),
+                product.REFERENCE_NEXT_DT: (("time", "y", "x"), next_dt[j : j + 1, *inner]),
             }
         )
         piece.to_zarr(

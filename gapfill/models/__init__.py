@@ -12,6 +12,7 @@ from gapfill.models.methods import (
     Method,
     gan_loss,
     get_method,
+    input_channels,
     masked_l1,
     train_step,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "conv_flops",
     "gan_loss",
     "get_method",
+    "input_channels",
     "masked_l1",
     "parameter_count",
     "patch_receptive_field",
@@ -37,22 +39,29 @@ __all__ = [
 
 
 def build_generator(
-    method: str, preset: str, *, residual: bool = False, **overrides: object
+    method: str, preset: str, *, residual: bool = False, both: bool = False, **overrides: object
 ) -> Generator:
-    """The generator of `method` (its input channels) under a named preset; `residual`:
-    it predicts a correction to the reference O1 it is given (Task B methods only)."""
+    """The generator of `method` under a named preset; `both`: it also reads the later
+    reference (rule `both`); `residual`: it predicts a correction to its reference (O1, or
+    the interpolation of O1 and O3 under `both`; Task B methods only)."""
     from gapfill.bands import S2_BANDS
     from gapfill.errors import InputError
 
     if preset not in GENERATOR_PRESETS:
         raise InputError(f"unknown preset {preset!r}: use one of {', '.join(GENERATOR_PRESETS)}")
     m = get_method(method)
+    if (residual or both) and m.task != "B":
+        raise InputError(
+            f"{method} reads no reference: residual learning and the reference rule 'both' "
+            "need mtcnn or mtcgan"
+        )
+    channels = input_channels(m.task, both)
     if residual:
-        if m.task != "B":
-            raise InputError(
-                f"residual learning corrects a reference, and {method} has none: use mtcnn "
-                "or mtcgan, or residual: false"
+        overrides["residual_channels"] = tuple(channels.index(f"O1:{b}") for b in S2_BANDS)
+        if both:
+            overrides["residual_next_channels"] = tuple(channels.index(f"O3:{b}") for b in S2_BANDS)
+            overrides["residual_weight_channels"] = tuple(
+                channels.index(c) for c in ("age:t1", "age:t3", "avail:t3")
             )
-        overrides["residual_channels"] = tuple(m.channels.index(f"O1:{b}") for b in S2_BANDS)
-    cfg = GeneratorConfig(in_channels=len(m.channels), **{**GENERATOR_PRESETS[preset], **overrides})
+    cfg = GeneratorConfig(in_channels=len(channels), **{**GENERATOR_PRESETS[preset], **overrides})
     return Generator(cfg)

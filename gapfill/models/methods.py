@@ -51,12 +51,18 @@ class Method:
         return input_channels(self.task)
 
 
-def input_channels(task: str) -> tuple[str, ...]:
-    """The generator's input channels, in order, named `<source>:<band>`."""
+def input_channels(task: str, both: bool = False) -> tuple[str, ...]:
+    """The generator's input channels, in order, named `<source>:<band>`. With the
+    reference rule `both` (Task B), the later side follows: S1_t3, O3, the ages of both
+    references and whether the later one exists (`gapfill.normalize.model_input`)."""
     s1_t2 = tuple(f"S1_t2:{p}" for p in S1_POLS)
     if task == "A":
         return s1_t2
-    return (*s1_t2, *(f"S1_t1:{p}" for p in S1_POLS), *(f"O1:{b}" for b in S2_BANDS))
+    causal = (*s1_t2, *(f"S1_t1:{p}" for p in S1_POLS), *(f"O1:{b}" for b in S2_BANDS))
+    if not both:
+        return causal
+    later = (*(f"S1_t3:{p}" for p in S1_POLS), *(f"O3:{b}" for b in S2_BANDS))
+    return (*causal, *later, "age:t1", "age:t3", "avail:t3")
 
 
 METHODS: dict[str, Method] = {

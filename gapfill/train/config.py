@@ -65,11 +65,19 @@ class TrainConfig(BaseModel):
     max_failures: int = Field(1, ge=0)
     max_val_samples: int = Field(64, ge=0)
 
+    later_dropout: float = Field(
+        0.5, ge=0, le=1, description="rule both: share of samples trained without the later side"
+    )
     init: str | None = Field(
         None,
         description="warm start: RUN_DIR of a finished run of the same architecture whose "
         "weights this run starts from (e.g. pre-trained on synthetic worlds)",
     )
+
+    @property
+    def both(self) -> bool:
+        """The reference rule reads a later clear day too (`data.reference.rule: both`)."""
+        return self.data.reference.rule == "both"
 
     @field_validator("init")
     @classmethod

@@ -28,7 +28,9 @@ from gapfill.cube.reference import (
     NONE,
     ReferenceRule,
     compose_reference,
+    lookahead_last,
     lookback_first,
+    pick_next_reference,
     pick_reference,
 )
 from gapfill.errors import InputError
@@ -217,9 +219,30 @@ def load_sample(
                 s1_t1[:, other] = np.nan
         else:
             o1, s1_t1 = _composite(ds, s, cfg, win)
-    x, valid = model_input(cfg.normalisation, task, s1_t2, s1_t1, o1)
+    later = _later_side(ds, s, cfg, win) if task == "B" and cfg.reference.rule == "both" else None
+    x, valid = model_input(cfg.normalisation, task, s1_t2, s1_t1, o1, later)
     mask = day[layout.CLEAR].values & valid & np.isfinite(target).all(axis=0)
     return x, np.nan_to_num(target, nan=0.0), mask
+
+
+def _later_side(
+    ds: xr.Dataset, s: Sample, cfg: DataConfig, win: dict
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rule `both`: (S1_t3, O3, age of O1, days to O3) of a sample, per pixel."""
+    times = ds["time"].values
+    first = lookback_first(times, s.target, cfg.reference)
+    last = lookahead_last(times, s.target, cfg.reference)
+    span = ds.isel({"time": slice(first, last + 1), **win})
+    clear, orbit = span[layout.CLEAR].values, span[layout.S1_ORBIT].values
+    local = s.target - first
+    _, age1 = pick_reference(times[first : last + 1], local, clear, orbit, cfg.reference)
+    nxt, ahead = pick_next_reference(times[first : last + 1], local, clear, orbit, cfg.reference)
+    if s.kind == "single":  # the paper's case: O1 is that one day
+        age1 = np.full(
+            age1.shape, int((times[s.target] - times[s.reference]) / np.timedelta64(1, "D"))
+        )
+    o3, s1_t3 = compose_reference(nxt, span[layout.S2].values, span[layout.S1].values)
+    return s1_t3, o3, age1.astype(np.float32), ahead.astype(np.float32)
 
 
 def _composite(

@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
-from gapfill.models import build_generator, get_method, train_step
+from gapfill.models import build_generator, get_method, input_channels, train_step
 from gapfill.models.card import MODEL_FILE
 from gapfill.models.discriminator import PatchDiscriminator
 from gapfill.train.config import TrainConfig
@@ -48,6 +48,13 @@ class PatchSet(Dataset):
         self.samples, self.cfg, self.task, self.train = samples, cfg, task, train
         self.epoch = 0
         self._cubes: dict[int, Any] = {}
+        # Rule `both`: the later side's channels, dropped at random in training so that one
+        # network also serves the days that have no later clear day yet.
+        both = task == "B" and cfg.data.reference.rule == "both"
+        later = ("S1_t3:", "O3:", "age:t3", "avail:t3")
+        self.later = [
+            k for k, c in enumerate(input_channels(task, both)) if both and c.startswith(later)
+        ]
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -59,7 +66,10 @@ class PatchSet(Dataset):
             self._cubes[s.cube] = open_cube(data.cubes[s.cube], data.storage_options)
         x, y, m = load_sample(self._cubes[s.cube], s, self.cfg.data, self.task)
         if self.train:
-            x, y, m = augment(x, y, m, np.random.default_rng([self.cfg.seed, self.epoch, i]))
+            rng = np.random.default_rng([self.cfg.seed, self.epoch, i])
+            x, y, m = augment(x, y, m, rng)
+            if self.later and rng.random() < self.cfg.later_dropout:
+                x[self.later] = 0.0  # as model_input feeds a missing later side
         return torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(m)[None]
 
 
@@ -74,7 +84,6 @@ def _validate(
     scored on each patch's clear target pixels (patches at least half clear)."""
     from gapfill.bands import S2_BANDS
     from gapfill.metrics import masked_scores
-    from gapfill.models.methods import input_channels
 
     samples = (index.test or index.train)[: cfg.max_val_samples]
     samples = [s for s in samples if s.kind != "single"]
@@ -130,10 +139,12 @@ def train_loop_per_worker(config: dict) -> None:
     )
     on_gpu = device.type == "cuda"
     torch.manual_seed(cfg.seed)  # the same initial weights in every run of this config
-    g: nn.Module = build_generator(cfg.method, cfg.preset, residual=cfg.residual, norm=cfg.norm)
+    g: nn.Module = build_generator(
+        cfg.method, cfg.preset, residual=cfg.residual, both=cfg.both, norm=cfg.norm
+    )
     d: nn.Module | None = None
     if method.adversarial:
-        d = PatchDiscriminator(len(method.channels) + 4, norm=cfg.norm)
+        d = PatchDiscriminator(len(input_channels(method.task, cfg.both)) + 4, norm=cfg.norm)
     if on_gpu and world > 1:
         g = nn.SyncBatchNorm.convert_sync_batchnorm(g)
         d = nn.SyncBatchNorm.convert_sync_batchnorm(d) if d is not None else None

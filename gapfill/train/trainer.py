@@ -16,7 +16,7 @@ from ray.train import UserCallback
 from gapfill._provenance import __version__, git_sha
 from gapfill.cube import layout
 from gapfill.errors import InputError, ServiceError
-from gapfill.models import build_generator, get_method, receptive_field
+from gapfill.models import build_generator, get_method, input_channels, receptive_field
 from gapfill.models.card import ModelCard, load_model, save_model
 from gapfill.storage import is_url, shown
 from gapfill.train.config import TrainConfig
@@ -122,7 +122,15 @@ def _quiet_ray_workers() -> None:
     logging.getLogger(
         "ray.train.v2._internal.execution.controller.placement_group_cleaner"
     ).setLevel(logging.ERROR)
-    logging.getLogger("ray.train.v2._internal.execution.context").setLevel(logging.WARNING)
+    # On a local cluster there is no autoscaler: its resource request times out once per
+    # run with a warning and a 20-line traceback ("safe to ignore", says Ray).
+    logging.getLogger(
+        "ray.train.v2._internal.execution.scaling_policy.autoscaling_coordinator_client"
+    ).setLevel(logging.ERROR)
+    # This module names its logger by its file path, not its module name.
+    from ray.train.v2._internal.execution import context
+
+    logging.getLogger(context.__file__).setLevel(logging.WARNING)
 
 
 def _reachable(address: str, timeout: float = 5.0) -> None:
@@ -266,8 +274,11 @@ def _check_init(cfg: TrainConfig) -> None:
     """`--init RUN_DIR` must hold a model of the same architecture and inputs."""
     assert cfg.init is not None
     _, card = load_model(cfg.init)
-    mine = build_generator(cfg.method, cfg.preset, residual=cfg.residual, norm=cfg.norm).cfg
-    if card.generator != mine or tuple(card.input_channels) != get_method(cfg.method).channels:
+    mine = build_generator(
+        cfg.method, cfg.preset, residual=cfg.residual, both=cfg.both, norm=cfg.norm
+    ).cfg
+    channels = input_channels(get_method(cfg.method).task, cfg.both)
+    if card.generator != mine or tuple(card.input_channels) != channels:
         raise InputError(
             f"--init {cfg.init} holds a {card.method}/{card.preset} generator "
             f"({card.generator.model_dump()}), not this run's {cfg.method}/{cfg.preset} "
@@ -352,7 +363,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         raise ServiceError(f"training ended without a checkpoint ({result.error})")
     with result.checkpoint.as_directory() as path:
         state = torch.load(Path(path) / STATE_FILE, map_location="cpu", weights_only=True)
-    g = build_generator(cfg.method, cfg.preset, residual=cfg.residual, norm=cfg.norm)
+    g = build_generator(cfg.method, cfg.preset, residual=cfg.residual, both=cfg.both, norm=cfg.norm)
     g.load_state_dict(state["generator"])
     history = list(state["history"])
     last = history[-1] if history else {}
@@ -361,7 +372,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         task=method.task,
         preset=cfg.preset,
         generator=g.cfg,
-        input_channels=method.channels,
+        input_channels=input_channels(method.task, cfg.both),
         normalisation=cfg.data.normalisation,
         reference=cfg.data.reference,
         receptive_field_px=receptive_field(g),

@@ -373,3 +373,34 @@ def test_init_warm_starts_from_a_run_and_refuses_another_architecture(
             torch.testing.assert_close(warm[name], value, atol=1e-6, rtol=0, msg=name)
     card = load_model(result.run_dir)[1]
     assert card.training_cube_ids == (xr.open_zarr(cube_pc).attrs["cube_id"],)
+
+
+def test_rule_both_trains_fills_and_evaluates_with_the_later_side(
+    tmp_path, cube_pc, ray_runtime, dask_address
+):
+    from gapfill.cube.reference import ReferenceRule
+    from gapfill.evaluate import EvaluateConfig, evaluate
+    from gapfill.fill import FillConfig, fill, product
+
+    rule = ReferenceRule(rule="both", same_orbit=False)
+    cfg = _cfg(cube_pc, tmp_path / "both", method="mtcnn", residual=True, data={"reference": rule})
+    result = train(cfg)
+    g, card = load_model(result.run_dir)
+    assert card.reference.rule == "both" and len(card.input_channels) == 17
+    assert g.cfg.residual_next_channels and g.cfg.in_channels == 17
+    out = tmp_path / "filled.zarr"
+    fill(
+        FillConfig(cube=str(cube_pc), model=str(result.run_dir), out=str(out), quicklooks=False),
+        dask_scheduler=dask_address,
+    )
+    ds = xr.open_zarr(out)
+    filled = ds[product.STATUS].values == product.FILLED
+    ahead = ds[product.REFERENCE_NEXT_DT].values
+    assert filled.any() and (ahead[filled] > 0).any() and ds.attrs["uses_later_days"]
+    assert np.isnan(ahead[~filled]).all()  # -1, the _FillValue, reads as NaN
+    report = evaluate(
+        EvaluateConfig(
+            cube=str(cube_pc), model=str(result.run_dir), allow_train_overlap=True, max_targets=3
+        )
+    )
+    assert report.uses_later_days["model"] and len(report.targets) >= 1

@@ -39,40 +39,76 @@ def _cube(seed: int = 1) -> xr.Dataset:
     )
 
 
+def _both_model():
+    """An untrained test-tiny MTCNN reading both sides (rule `both`)."""
+    import torch
+
+    from gapfill.cube.reference import ReferenceRule
+    from gapfill.models import build_generator, input_channels, receptive_field
+
+    g, card = untrained_model()
+    torch.manual_seed(0)
+    gb = build_generator("mtcnn", "test-tiny", both=True).eval()
+    return gb, card.model_copy(
+        update={
+            "generator": gb.cfg,
+            "input_channels": input_channels("B", both=True),
+            "receptive_field_px": receptive_field(gb),
+            "reference": ReferenceRule(rule="both"),
+        }
+    )
+
+
 CUBE = _cube()
-MODEL, CARD = untrained_model()
+MODELS = {"causal": untrained_model(), "both": _both_model()}
+MODEL, CARD = MODELS["causal"]
 
 
-def _fill(targets: list[int]) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    win, local = read_window(CUBE, targets, [True] * len(targets), SPACE, CARD)
-    res = fill_window(win, local, [True] * len(targets), MODEL, CARD, tile=64, batch=1)
-    return {t: (res.s2[j], res.status[j], res.reference_dt[j]) for j, t in enumerate(targets)}
+def _fill(targets: list[int], rule: str = "causal") -> dict[int, tuple[np.ndarray, ...]]:
+    model, card = MODELS[rule]
+    win, local = read_window(CUBE, targets, [True] * len(targets), SPACE, card)
+    res = fill_window(win, local, [True] * len(targets), model, card, tile=64, batch=1)
+    nxt = res.reference_next_dt if res.reference_next_dt is not None else res.reference_dt
+    return {
+        t: (res.s2[j], res.status[j], res.reference_dt[j], nxt[j]) for j, t in enumerate(targets)
+    }
 
 
-ALONE = {t: _fill([t])[t] for t in range(N_DAYS)}
+ALONE = {rule: {t: _fill([t], rule)[t] for t in range(N_DAYS)} for rule in MODELS}
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(
     days=st.lists(st.integers(0, N_DAYS - 1), min_size=1, max_size=N_DAYS, unique=True),
     per_task=st.integers(1, 5),
+    rule=st.sampled_from(sorted(MODELS)),
 )
-def test_any_subset_and_grouping_of_days_fills_each_day_as_it_is_filled_alone(days, per_task):
+def test_any_subset_and_grouping_of_days_fills_each_day_as_it_is_filled_alone(days, per_task, rule):
     days = sorted(days)
     for first in range(0, len(days), per_task):
-        for t, (s2, status, age) in _fill(days[first : first + per_task]).items():
-            np.testing.assert_array_equal(status, ALONE[t][1], err_msg=f"status of day {t}")
-            np.testing.assert_array_equal(age, ALONE[t][2], err_msg=f"reference_dt of day {t}")
-            np.testing.assert_array_equal(s2, ALONE[t][0], err_msg=f"s2 of day {t}")
+        for t, got in _fill(days[first : first + per_task], rule).items():
+            names = ("s2", "status", "reference_dt", "next")
+            for name, a, b in zip(names, got, ALONE[rule][t], strict=True):
+                np.testing.assert_array_equal(a, b, err_msg=f"{name} of day {t} ({rule})")
 
 
 def test_an_early_day_grouped_with_a_late_one_keeps_its_references():
     """A task of an early and a late day (> the look-back apart) must reach back from the
     early one, or the early day loses every reference (what fill did before)."""
     times = CUBE["time"].values
-    early = next(t for t in range(N_DAYS) if (ALONE[t][1] == 2).any())
+    alone = ALONE["causal"]
+    early = next(t for t in range(N_DAYS) if (alone[t][1] == 2).any())
     late = next(t for t in range(N_DAYS) if times[t] - times[early] > np.timedelta64(60, "D"))
     grouped = _fill([early, late])
     for t in (early, late):
-        np.testing.assert_array_equal(grouped[t][1], ALONE[t][1])
-        np.testing.assert_array_equal(grouped[t][0], ALONE[t][0])
+        np.testing.assert_array_equal(grouped[t][1], alone[t][1])
+        np.testing.assert_array_equal(grouped[t][0], alone[t][0])
+
+
+def test_rule_both_uses_later_days_where_they_exist():
+    both, causal = ALONE["both"], ALONE["causal"]
+    ahead = np.concatenate([both[t][3][both[t][1] == 2] for t in range(N_DAYS)])
+    assert (ahead > 0).any() and (ahead == -1).any()  # later side used, and sometimes absent
+    assert (both[N_DAYS - 1][3] == -1).all()  # nothing after the last day
+    same = [np.array_equal(both[t][1], causal[t][1]) for t in range(N_DAYS)]
+    assert all(same)  # which pixels get filled follows the causal side alone
