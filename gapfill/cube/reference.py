@@ -65,6 +65,37 @@ def lookahead_last(times: np.ndarray, target: int, rule: ReferenceRule) -> int:
     return last
 
 
+def _scan(
+    times: np.ndarray,
+    target: int,
+    clear: np.ndarray,
+    s1_orbit: np.ndarray,
+    rule: ReferenceRule,
+    step: int,
+) -> np.ndarray:
+    """Per pixel, the nearest day from `target` in direction `step` (-1 back, +1 forward)
+    within the look-back / look-ahead that is clear, has S1 (of S1_t2's orbit when the rule
+    says so) while the target has S1; NONE where there is none."""
+    ref = np.full(clear.shape[1:], NONE, dtype=np.int32)
+    orbit2 = s1_orbit[target]
+    has_s1 = layout.has_s1(orbit2)
+    days = rule.lookback_days if step < 0 else rule.lookahead_days
+    limit = np.timedelta64(days, "D")
+    k = target + step
+    while 0 <= k < len(times) and abs(times[k] - times[target]) <= limit:
+        ok = (ref == NONE) & clear[k] & has_s1 & layout.has_s1(s1_orbit[k])
+        if rule.same_orbit:
+            ok &= s1_orbit[k] == orbit2
+        ref[ok] = k
+        k += step
+    return ref
+
+
+def _days_between(times: np.ndarray, target: int, ref: np.ndarray, sign: int) -> np.ndarray:
+    days = (sign * (times[target] - times)).astype("timedelta64[D]").astype(np.int32)
+    return np.where(ref == NONE, -1, days[np.maximum(ref, 0)])
+
+
 def pick_reference(
     times: np.ndarray,
     target: int,
@@ -78,22 +109,8 @@ def pick_reference(
     times: (T,) datetime64; clear: (T, y, x) bool; s1_orbit: (T, y, x) int, with
     `layout.S1_ORBIT_MISSING` or NaN where a day has no S1.
     """
-    shape = clear.shape[1:]
-    ref = np.full(shape, NONE, dtype=np.int32)
-    t2 = times[target]
-    orbit2 = s1_orbit[target]
-    has_s1 = layout.has_s1(orbit2)
-    limit = np.timedelta64(rule.lookback_days, "D")
-    for k in range(target - 1, -1, -1):
-        if t2 - times[k] > limit:
-            break
-        ok = (ref == NONE) & clear[k] & has_s1 & layout.has_s1(s1_orbit[k])
-        if rule.same_orbit:
-            ok &= s1_orbit[k] == orbit2
-        ref[ok] = k
-    days = (t2 - times).astype("timedelta64[D]").astype(np.int32)
-    age = np.where(ref == NONE, -1, days[np.maximum(ref, 0)])
-    return ref, age
+    ref = _scan(times, target, clear, s1_orbit, rule, -1)
+    return ref, _days_between(times, target, ref, 1)
 
 
 def pick_next_reference(
@@ -106,22 +123,8 @@ def pick_next_reference(
     """Per pixel, the time index of the first LATER clear day within the look-ahead (same
     orbit and S1 conditions as `pick_reference`; NONE where there is none) and how many
     days after the target it is."""
-    shape = clear.shape[1:]
-    ref = np.full(shape, NONE, dtype=np.int32)
-    t2 = times[target]
-    orbit2 = s1_orbit[target]
-    has_s1 = layout.has_s1(orbit2)
-    limit = np.timedelta64(rule.lookahead_days, "D")
-    for k in range(target + 1, len(times)):
-        if times[k] - t2 > limit:
-            break
-        ok = (ref == NONE) & clear[k] & has_s1 & layout.has_s1(s1_orbit[k])
-        if rule.same_orbit:
-            ok &= s1_orbit[k] == orbit2
-        ref[ok] = k
-    days = (times - t2).astype("timedelta64[D]").astype(np.int32)
-    ahead = np.where(ref == NONE, -1, days[np.maximum(ref, 0)])
-    return ref, ahead
+    ref = _scan(times, target, clear, s1_orbit, rule, 1)
+    return ref, _days_between(times, target, ref, -1)
 
 
 def compose_reference(

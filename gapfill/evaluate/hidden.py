@@ -56,6 +56,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MODEL = "model"
+# A PSNR gain below this is reported as a tie, whatever its interval.
+MIN_GAIN_DB = 0.1
 
 
 class EvaluateConfig(BaseModel):
@@ -219,12 +221,17 @@ def verdict(report: EvaluateReport) -> str:
     paired PSNR difference over target days (and SAM not worse)?"""
     best = report.best_baseline("psnr")
     d = report.versus[best]["psnr"]
-    if d["low"] > 0 and report.model_wins():
-        word = "beats"
-    elif d["high"] < 0 or not report.model_wins():
+    sam_ok = all(
+        report.overall[MODEL]["sam_deg"]["mean"] <= report.overall[m]["sam_deg"]["mean"]
+        for m in report.methods
+        if m != MODEL
+    )
+    if d["high"] < 0 or (d["mean"] < 0 and not sam_ok):
         word = "does NOT beat"
+    elif d["low"] > 0 and d["mean"] >= MIN_GAIN_DB and sam_ok:
+        word = "beats"
     else:
-        word = "ties with (the interval holds 0)"
+        word = f"ties with (within its interval or {MIN_GAIN_DB} dB, or SAM worse)"
     return (
         f"model {word} the best baseline: PSNR {d['mean']:+.2f} dB vs {best} "
         f"[90 % {d['low']:+.2f}, {d['high']:+.2f}]"

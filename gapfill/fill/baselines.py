@@ -19,7 +19,7 @@ import numpy as np
 from gapfill.cube import layout
 from gapfill.cube.reference import NONE
 from gapfill.fill import product
-from gapfill.fill.infer import FilledWindow, Window
+from gapfill.fill.infer import FilledWindow, Window, copy_observed, empty_product
 
 __all__ = ["BASELINES", "Baseline", "clear_neighbours", "baseline_fill", "fill_window_baseline"]
 
@@ -108,21 +108,10 @@ def fill_window_baseline(
     """What `fill_window` does with the model, with baseline `method` instead: clear
     pixels kept, cloudy ones filled where the baseline has a value (`reference_dt`: days
     since the earlier clear day it used, where it used one), else unfilled."""
-    n = len(targets)
-    _, nb, h, w = win.s2.shape
-    s2_out = np.full((n, nb, h, w), np.nan, np.float32)
-    status = np.full((n, h, w), product.NODATA, np.uint8)
-    ref_dt = np.full((n, h, w), product.REFERENCE_DT_MISSING, np.int16)
-    next_dt = np.full((n, h, w), product.REFERENCE_DT_MISSING, np.int16)
+    s2_out, status, ref_dt, next_dt = empty_product(win, len(targets))
     usable = win.clear & np.isfinite(win.s2).all(axis=1)
     for j, t in enumerate(targets):
-        obs = win.s2[t]
-        has_data = np.isfinite(obs).all(axis=0)
-        clear = win.clear[t] & has_data
-        cloudy = has_data & ~clear
-        s2_out[j][:, clear] = obs[:, clear]
-        status[j][clear] = product.CLEAR
-        status[j][cloudy] = product.UNFILLED
+        cloudy = copy_observed(win, t, s2_out[j], status[j])
         if not fill_days[j] or not cloudy.any():
             continue
         values = baseline_fill(method, win.times, win.s2, win.clear, t, horizon_days)

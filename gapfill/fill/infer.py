@@ -30,7 +30,16 @@ from gapfill.models.card import ModelCard, load_model
 from gapfill.models.generator import Generator
 from gapfill.normalize import model_input
 
-__all__ = ["Window", "FilledWindow", "fill_window", "tiled_forward", "cached_model", "halo_of"]
+__all__ = [
+    "Window",
+    "FilledWindow",
+    "fill_window",
+    "tiled_forward",
+    "cached_model",
+    "halo_of",
+    "empty_product",
+    "copy_observed",
+]
 
 
 def halo_of(card: ModelCard) -> int:
@@ -139,6 +148,31 @@ def tiled_forward(
     return out
 
 
+def empty_product(win: Window, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """s2 (n, band, y, x), status, reference_dt, reference_next_dt (n, y, x) for `n` days
+    of the window, all missing (nodata)."""
+    _, nb, h, w = win.s2.shape
+    return (
+        np.full((n, nb, h, w), np.nan, np.float32),
+        np.full((n, h, w), product.NODATA, np.uint8),
+        np.full((n, h, w), product.REFERENCE_DT_MISSING, np.int16),
+        np.full((n, h, w), product.REFERENCE_DT_MISSING, np.int16),
+    )
+
+
+def copy_observed(win: Window, t: int, s2_out: np.ndarray, status: np.ndarray) -> np.ndarray:
+    """Day `t`'s clear observations into `s2_out` (band, y, x), flagged clear; its cloudy
+    pixels flagged unfilled (for a fill to change); returns where it is cloudy."""
+    obs = win.s2[t]
+    has_data = np.isfinite(obs).all(axis=0)
+    clear = win.clear[t] & has_data
+    cloudy = has_data & ~clear
+    s2_out[:, clear] = obs[:, clear]
+    status[clear] = product.CLEAR
+    status[cloudy] = product.UNFILLED
+    return cloudy
+
+
 def fill_window(
     win: Window,
     targets: list[int],
@@ -157,21 +191,12 @@ def fill_window(
     """
     norm = card.normalisation
     n = len(targets)
-    _, nb, h, w = win.s2.shape
-    s2_out = np.full((n, nb, h, w), np.nan, np.float32)
-    status = np.full((n, h, w), product.NODATA, np.uint8)
-    ref_dt = np.full((n, h, w), product.REFERENCE_DT_MISSING, np.int16)
-    next_dt = np.full((n, h, w), product.REFERENCE_DT_MISSING, np.int16)
+    _, _, h, w = win.s2.shape
+    s2_out, status, ref_dt, next_dt = empty_product(win, n)
     both = card.task == "B" and card.reference.rule == "both"
     inputs, slots, masks, ages, aheads = [], [], [], [], []
     for j, t in enumerate(targets):
-        obs = win.s2[t]
-        has_data = np.isfinite(obs).all(axis=0)
-        clear = win.clear[t] & has_data
-        cloudy = has_data & ~clear
-        s2_out[j][:, clear] = obs[:, clear]
-        status[j][clear] = product.CLEAR
-        status[j][cloudy] = product.UNFILLED
+        cloudy = copy_observed(win, t, s2_out[j], status[j])
         if not fill_days[j] or not cloudy.any():
             continue
         ahead = np.full((h, w), product.REFERENCE_DT_MISSING)
