@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
-from benchmarks._common import write_result
-from gapfill.cube.reference import ReferenceRule
-from gapfill.evaluate import EvaluateConfig, evaluate, print_report
-from gapfill.train import DataConfig, TrainConfig, train
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import write_result  # noqa: E402
+from gapfill.cube.reference import ReferenceRule  # noqa: E402
+from gapfill.evaluate import EvaluateConfig, evaluate, print_report  # noqa: E402
+from gapfill.train import DataConfig, TrainConfig, train  # noqa: E402
 
 CUT = "2018-05-31"
 
