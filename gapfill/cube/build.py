@@ -216,6 +216,7 @@ def _attrs(cfg: CubeConfig, aoi: AOI, grid: Grid, s2p: SensorProfile, s1p: Senso
     return {
         store.CUBE_CONTRACT_ATTR: layout.CUBE_CONTRACT_VERSION,
         layout.CUBE_ID: uuid.uuid4().hex,
+        layout.EVERY_CHUNK: True,
         "aoi": json.dumps(aoi.geojson),
         "epsg": grid.epsg,
         "resolution": grid.resolution,

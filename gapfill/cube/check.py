@@ -8,11 +8,13 @@ presence only) that `fill` and `train` run before they read a cube.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import xarray as xr
 import zarr
 
 from gapfill import store
@@ -21,6 +23,8 @@ from gapfill.errors import InputError
 from gapfill.storage import shown
 
 __all__ = ["CheckReport", "check_cube", "require_intact"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,8 +48,9 @@ def check_cube(path: str | Path, *, decode: bool = True, repair: bool = False) -
     ds = layout.open_cube(where, chunks=None)
     names = [str(t)[:10] for t in ds["time"].values]
     days = _complete_days(ds["time"].values, ds[layout.COMPLETE].values)
+    why = "missing" if ds.attrs.get(layout.EVERY_CHUNK) else "missing (or all-empty: old cube)"
     damaged: dict[str, list[str]] = {
-        names[t]: [f"{k} missing" for k in keys]
+        names[t]: [f"{k} {why}" for k in keys]
         for t, keys in store.missing_chunks(where, layout.DAY_VARS, days).items()
     }
     if decode:
@@ -73,13 +78,15 @@ def check_cube(path: str | Path, *, decode: bool = True, repair: bool = False) -
 
 
 def require_intact(
-    path: str,
-    complete: np.ndarray,
-    times: np.ndarray,
-    storage_options: dict[str, Any] | None = None,
+    path: str, ds: xr.Dataset, storage_options: dict[str, Any] | None = None
 ) -> None:
     """Refuse, in one line, a cube with a chunk missing on a complete day (presence only:
-    one listing per variable)."""
+    one listing per variable). Cubes written before every chunk was stored (no
+    `layout.EVERY_CHUNK` attr) may lack all-empty chunks legitimately: not checked."""
+    if not ds.attrs.get(layout.EVERY_CHUNK):
+        log.info("%s predates complete chunk writes: chunk presence not checked", shown(path))
+        return
+    complete, times = ds[layout.COMPLETE].values, ds["time"].values
     names = [str(t)[:10] for t in times]
     days = _complete_days(times, complete)
     gone = store.missing_chunks(path, layout.DAY_VARS, days, storage_options)

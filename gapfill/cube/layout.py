@@ -50,11 +50,15 @@ __all__ = [
     "S2_MIN_VALID",
     "consolidate",
     "CUBE_ID",
+    "EVERY_CHUNK",
 ]
 
 CUBE_CONTRACT_VERSION = "1"
 # A new id per cube created (kept when it is extended): a product names the cube it is of.
 CUBE_ID = "cube_id"
+# Set on cubes whose day writes store every chunk (even all-empty ones): a missing chunk of a
+# complete day is then damage (`gapfill cube check`).
+EVERY_CHUNK = "every_chunk_written"
 
 S2, CLEAR, S1, S1_DT, S1_ORBIT, COMPLETE = "s2", "clear", "s1", "s1_dt", "s1_orbit", "complete"
 SPATIAL_REF = "spatial_ref"

@@ -330,7 +330,7 @@ def evaluate(cfg: EvaluateConfig, out: str | Path | None = None) -> EvaluateRepo
     cube = layout.open_cube(cfg.cube, chunks=None)
     times = cube["time"].values
     complete = cube[layout.COMPLETE].values
-    require_intact(cfg.cube, complete, times)
+    require_intact(cfg.cube, cube)
     model, card = load_model(cfg.model)
     check_fit(card, cube, cfg.model)
     names = [str(t)[:10] for t in times]

@@ -312,7 +312,7 @@ def fill(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillReport:
     )
     out = Path(cfg.out)
     cube = layout.open_cube(cfg.cube)
-    require_intact(cfg.cube, cube[layout.COMPLETE].values, cube["time"].values)
+    require_intact(cfg.cube, cube)
     card: ModelCard | None = None
     sha = ""
     if cfg.method == "model":

@@ -131,7 +131,7 @@ def build_index(cfg: DataConfig, task: Literal["A", "B"]) -> PatchIndex:
     for ci, path in enumerate(cfg.cubes):
         ds = open_cube(path, cfg.storage_options)
         times = ds["time"].values
-        require_intact(path, ds[layout.COMPLETE].values, times, cfg.storage_options)
+        require_intact(path, ds, cfg.storage_options)
         ny, nx = ds.sizes["y"] // cfg.patch, ds.sizes["x"] // cfg.patch
         if ny == 0 or nx == 0:
             raise InputError(

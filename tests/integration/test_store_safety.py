@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from gapfill.cube import CubeConfig, build_cube, check_cube, layout
+from gapfill.cube import CubeConfig, build_cube, check_cube, layout, require_intact
 from gapfill.errors import InputError
 from gapfill.fill import FillConfig, fill
 from tests.conftest import cube_config, inset_aoi, world_meta
@@ -230,6 +230,9 @@ def test_a_lost_chunk_is_found_refused_and_repaired(
         from gapfill.train.data import DataConfig, build_index
 
         build_index(DataConfig(cubes=(str(cube_copy),), patch=32), "B")
+    old = xr.open_zarr(cube_copy)
+    del old.attrs[layout.EVERY_CHUNK]  # a cube from before every chunk was stored
+    require_intact(str(cube_copy), old)  # may lack all-empty chunks: not refused
     report = check_cube(cube_copy, repair=True)
     assert list(report.damaged) == [name] and report.repaired
     assert not bool(xr.open_zarr(cube_copy)[layout.COMPLETE].values[day])
