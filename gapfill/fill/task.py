@@ -18,6 +18,7 @@ from gapfill import store
 from gapfill.cube import layout
 from gapfill.cube.reference import (
     NONE,
+    ReferenceRule,
     lookahead_last,
     lookback_first,
     pick_next_reference,
@@ -108,13 +109,13 @@ def read_baseline_window(
     """The cube window over every day within `horizon_days` of the targets (before them;
     after them too for a baseline that uses later days), and the targets' indices in it."""
     times = ds["time"].values
-    limit = np.timedelta64(horizon_days, "D")
-    first, last = min(targets), max(targets)
-    while first > 0 and times[min(targets)] - times[first - 1] <= limit:
-        first -= 1
-    if BASELINES[method].uses_later_days:
-        while last + 1 < len(times) and times[last + 1] - times[max(targets)] <= limit:
-            last += 1
+    span = ReferenceRule(
+        lookback_days=horizon_days,
+        lookahead_days=horizon_days,
+        rule="both" if BASELINES[method].uses_later_days else "causal",
+    )
+    first = lookback_first(times, min(targets), span)
+    last = lookahead_last(times, max(targets), span)
     sub = ds.isel({"time": slice(first, last + 1), **space})
     win = Window(
         times=times[first : last + 1],

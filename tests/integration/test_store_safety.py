@@ -243,6 +243,21 @@ def test_a_lost_chunk_is_found_refused_and_repaired(
         np.testing.assert_array_equal(a[var].values, b[var].values, err_msg=var)
 
 
+def test_cube_check_of_something_else_is_one_line(tmp_path, cube_pc, model_tiny, dask_address):
+    _one_line(_cli("cube", "check", str(tmp_path / "none.zarr")), "not a Zarr store")
+    out = tmp_path / "filled.zarr"
+    day = (str(xr.open_zarr(cube_pc)["time"].values[3])[:10],)
+    fill(
+        FillConfig(
+            cube=str(cube_pc), out=str(out), method="persistence", dates=day, quicklooks=False
+        ),
+        dask_scheduler=dask_address,
+    )
+    before = _digest(out)
+    _one_line(_cli("cube", "check", str(out), "--repair"), "filled product, not a cube")
+    assert _digest(out) == before
+
+
 def test_a_corrupt_chunk_is_reported_unreadable(cube_copy):
     chunk = cube_copy / layout.S1 / "c" / "2" / "0" / "0" / "1"
     chunk.write_bytes(chunk.read_bytes()[:7])
