@@ -410,9 +410,17 @@ def fill_cmd(
         str,
         typer.Option(
             help="model, or a baseline: persistence, nearest or interpolate (the last two "
-            "use clear days after the target)"
+            "use clear days after the target), or auto: the model only where this cube's "
+            "evaluation shows it better than every baseline, else the best baseline"
         ),
     ] = "model",
+    evaluate_report: Annotated[
+        Path | None,
+        typer.Option(
+            help="report.json of gapfill evaluate for --method auto (default: "
+            "CUBE-evaluate/report.json, else evaluated on the spot)"
+        ),
+    ] = None,
     dates: Annotated[str | None, typer.Option(help="days to fill: D1,D2,...")] = None,
     start: Annotated[str | None, typer.Option(help="first day, YYYY-MM-DD (inclusive)")] = None,
     end: Annotated[str | None, typer.Option(help="last day, YYYY-MM-DD (inclusive)")] = None,
@@ -424,18 +432,23 @@ def fill_cmd(
     dask_scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address")] = None,
     overwrite: Annotated[bool, typer.Option(help="redo days already complete")] = False,
     quicklooks: Annotated[bool, typer.Option(help="write a PNG per day")] = True,
+    calibrate: Annotated[
+        bool, typer.Option(help="fit each fill to the clear pixels of its day")
+    ] = True,
     log_level: LogLevel = "INFO",
     verbose: Verbose = 0,
 ) -> None:
     """Fill the cloudy days of a cube with a trained model into a resumable Zarr product."""
     _logging(log_level, verbose)
-    from gapfill.fill import FillConfig, fill
+    from gapfill.evaluate import fill_auto
+    from gapfill.fill import FillConfig
 
     cfg = _validated(
         FillConfig,
         cube=str(cube),
         model=str(model) if model else None,
         method=method,
+        evaluate_report=str(evaluate_report) if evaluate_report else None,
         out=str(out),
         dates=_day_list(dates),
         start=start,
@@ -447,8 +460,9 @@ def fill_cmd(
         device=device,
         overwrite=overwrite,
         quicklooks=quicklooks,
+        calibration={"enabled": calibrate},
     )
-    r = fill(cfg, dask_scheduler=dask_scheduler)
+    r = fill_auto(cfg, dask_scheduler=dask_scheduler)
     typer.echo(
         f"{r.path}: filled {len(r.days_filled)} days, copied {len(r.days_copied)}, skipped "
         f"{len(r.days_skipped)}; pixels filled {r.pixels_filled}, unfilled "
@@ -474,6 +488,12 @@ def evaluate_cmd(
         bool, typer.Option(help="score days and pixels the model was trained on")
     ] = False,
     max_targets: Annotated[int, typer.Option(help="at most N target days")] = 24,
+    whole_day: Annotated[
+        bool, typer.Option(help="hide whole target days (no clear pixel left to calibrate on)")
+    ] = False,
+    calibrate: Annotated[
+        bool, typer.Option(help="fit fills to the clear pixels left on their day, as fill does")
+    ] = True,
     seed: Annotated[int, typer.Option(help="seed of the mask choice and the bootstrap")] = 0,
     log_level: LogLevel = "INFO",
     verbose: Verbose = 0,
@@ -492,6 +512,8 @@ def evaluate_cmd(
         region=region,
         allow_train_overlap=allow_train_overlap,
         max_targets=max_targets,
+        whole_day=whole_day,
+        calibration={"enabled": calibrate},
         seed=seed,
     )
     folder = out or cube.with_name(cube.name.removesuffix(".zarr") + "-evaluate")

@@ -34,11 +34,12 @@ from gapfill.errors import InputError
 from gapfill.evaluate._region import region_mask
 from gapfill.fill import product
 from gapfill.fill.baselines import BASELINES, baseline_fill
+from gapfill.fill.calibrate import Calibration, calibrate, fit_mask
 from gapfill.fill.infer import Window, fill_window
 from gapfill.fill.run import check_fit
 from gapfill.grid import UTCDay
 from gapfill.metrics import HIGHER_IS_BETTER, METRICS, Scores, masked_scores
-from gapfill.models.card import ModelCard, load_model
+from gapfill.models.card import ModelCard, load_model, weights_sha256
 from gapfill.storage import absolute
 
 __all__ = [
@@ -51,11 +52,18 @@ __all__ = [
     "table_rows",
     "verdict",
     "MODEL",
+    "CALIBRATED",
+    "method_choice",
 ]
 
 log = logging.getLogger(__name__)
 
 MODEL = "model"
+# Baselines also scored fitted to the target day's clear pixels, named `NAME+cal`: what
+# `gapfill fill --method NAME` gives (calibration is on by default), beside what a user
+# gets by copying or interpolating without gapfill.
+CALIBRATED = ("persistence", "interpolate")
+CAL = "+cal"
 # A PSNR gain below this is reported as a tie, whatever its interval.
 MIN_GAIN_DB = 0.1
 
@@ -79,9 +87,17 @@ class EvaluateConfig(BaseModel):
         (0.05, 0.8), description="cloudy share of the days whose masks are laid on targets"
     )
     min_hidden_px: int = Field(32, ge=1)
+    whole_day: bool = Field(
+        False,
+        description="hide every clear pixel of a target (a day all cloud, where calibration "
+        "has nothing to fit) instead of another day's cloud mask",
+    )
     seed: int = 0
     tile: int = Field(256, ge=16)
     bootstrap: int = Field(2000, ge=100)
+    calibration: Calibration = Field(
+        default_factory=Calibration, description="as `gapfill fill` applies it to the model"
+    )
 
     @model_validator(mode="after")
     def _days(self) -> EvaluateConfig:
@@ -113,6 +129,9 @@ class EvaluateReport:
     model: str
     model_method: str
     region: str | None
+    cube_id: str
+    model_sha256: str
+    calibration: dict[str, Any]
     methods: list[str]
     uses_later_days: dict[str, bool]
     targets: list[TargetResult] = field(default_factory=list)
@@ -133,16 +152,16 @@ class EvaluateReport:
         names = [m for m in self.methods if m != MODEL]
         return max(names, key=lambda m: sign * self.overall[m][metric]["mean"])
 
+    def sam_not_worse(self) -> bool:
+        """The model's mean SAM is at most every baseline's."""
+        sam = self.overall[MODEL]["sam_deg"]["mean"]
+        return all(sam <= self.overall[m]["sam_deg"]["mean"] for m in self.methods if m != MODEL)
+
     def model_wins(self) -> bool:
-        """The model's mean PSNR beats every baseline's and its SAM is not worse."""
-        best = self.best_baseline("psnr")
-        psnr = self.overall[MODEL]["psnr"]["mean"] > self.overall[best]["psnr"]["mean"]
-        sam = all(
-            self.overall[MODEL]["sam_deg"]["mean"] <= self.overall[m]["sam_deg"]["mean"]
-            for m in self.methods
-            if m != MODEL
-        )
-        return psnr and sam
+        """The model beats the best baseline: its paired PSNR gain is at least MIN_GAIN_DB
+        with a 90 % interval above 0, and its SAM is not worse than any baseline's."""
+        d = self.versus[self.best_baseline("psnr")]["psnr"]
+        return d["low"] > 0 and d["mean"] >= MIN_GAIN_DB and self.sam_not_worse()
 
 
 def _label(name: str, report: EvaluateReport) -> str:
@@ -169,11 +188,16 @@ HEADER = ["method", "PSNR dB", "SSIM", "SAM deg", "RMSE", "days won (PSNR)"]
 
 def markdown(report: EvaluateReport) -> str:
     """report.md: the summary table, the model against each baseline, and every target."""
+    masks = (
+        "every clear pixel hidden (whole-day gaps: calibration has nothing to fit)"
+        if report.config.get("whole_day")
+        else "real cloud masks of other days of the cube"
+    )
     lines = [
         f"# gapfill evaluate: {Path(report.cube).name}",
         "",
         f"Model `{report.model}` ({report.model_method}); region: {report.region or 'whole cube'}; "
-        f"{len(report.targets)} target days, real cloud masks of other days of the cube. "
+        f"{len(report.targets)} target days, {masks}. "
         "Mean over target days [bootstrap 90 % interval over target days]; all methods on "
         "the same hidden pixels. `*`: uses clear days after the target.",
         "",
@@ -221,14 +245,9 @@ def verdict(report: EvaluateReport) -> str:
     paired PSNR difference over target days (and SAM not worse)?"""
     best = report.best_baseline("psnr")
     d = report.versus[best]["psnr"]
-    sam_ok = all(
-        report.overall[MODEL]["sam_deg"]["mean"] <= report.overall[m]["sam_deg"]["mean"]
-        for m in report.methods
-        if m != MODEL
-    )
-    if d["high"] < 0 or (d["mean"] < 0 and not sam_ok):
+    if d["high"] < 0 or (d["mean"] < 0 and not report.sam_not_worse()):
         word = "does NOT beat"
-    elif d["low"] > 0 and d["mean"] >= MIN_GAIN_DB and sam_ok:
+    elif report.model_wins():
         word = "beats"
     else:
         word = f"ties with (within its interval or {MIN_GAIN_DB} dB, or SAM worse)"
@@ -376,16 +395,21 @@ def evaluate(cfg: EvaluateConfig, out: str | Path | None = None) -> EvaluateRepo
             f"no day of {cfg.cube} has a cloud mask with {lo:.0%}-{hi:.0%} cloud over the "
             "region to lay on the targets"
         )
-    methods = [MODEL, *BASELINES]
+    calibrated = CALIBRATED if cfg.calibration.enabled else ()
+    methods = [MODEL, *BASELINES, *(b + CAL for b in calibrated)]
     report = EvaluateReport(
         cube=absolute(cfg.cube),
         model=absolute(cfg.model),
         model_method=card.method,
         region=cfg.region,
+        cube_id=str(cube.attrs.get(layout.CUBE_ID, "")),
+        model_sha256=weights_sha256(Path(cfg.model) / "model.pt"),
+        calibration=cfg.calibration.model_dump(mode="json"),
         methods=methods,
         uses_later_days={
             MODEL: card.reference.rule == "both",
             **{b.name: b.uses_later_days for b in BASELINES.values()},
+            **{b + CAL: BASELINES[b].uses_later_days for b in calibrated},
         },
         config=json.loads(cfg.model_dump_json()),
     )
@@ -397,6 +421,9 @@ def evaluate(cfg: EvaluateConfig, out: str | Path | None = None) -> EvaluateRepo
             break
         order = np.random.default_rng([cfg.seed, t]).permutation([k for k in donors if k != t])
         hidden, mask_day = np.zeros_like(inside), -1
+        if cfg.whole_day:
+            hidden, mask_day = clear[t] & inside, t
+            order = order[:0]
         for k in order[:8]:
             hidden = clear[t] & inside & cloudy[k]
             if hidden.sum() >= cfg.min_hidden_px:
@@ -405,7 +432,9 @@ def evaluate(cfg: EvaluateConfig, out: str | Path | None = None) -> EvaluateRepo
         if mask_day < 0:
             report.skipped[names[t]] = "no other day's clouds hide enough of its clear pixels"
             continue
-        preds = _predict(t, hidden, times, s2, s1, clear, orbit, model, card, cfg.tile, horizon)
+        preds = _predict(
+            t, hidden, times, s2, s1, clear, orbit, model, card, cfg, horizon, calibrated
+        )
         valid = {m: hidden & np.isfinite(p).all(axis=0) for m, p in preds.items()}
         common = np.logical_and.reduce(list(valid.values()))
         if common.sum() < cfg.min_hidden_px:
@@ -417,7 +446,7 @@ def evaluate(cfg: EvaluateConfig, out: str | Path | None = None) -> EvaluateRepo
         report.targets.append(
             TargetResult(
                 day=names[t],
-                mask_day=names[mask_day],
+                mask_day="whole day" if cfg.whole_day else names[mask_day],
                 hidden_px=int(hidden.sum()),
                 scores={m: masked_scores(preds[m], truth, common, rng_px) for m in methods},
                 coverage={m: round(float(valid[m].sum()) / int(hidden.sum()), 4) for m in methods},
@@ -447,21 +476,32 @@ def _predict(
     orbit: np.ndarray,
     model: Any,
     card: ModelCard,
-    tile: int,
+    cfg: EvaluateConfig,
     horizon: int,
+    calibrated: tuple[str, ...],
 ) -> dict[str, np.ndarray]:
     """Each method's reflectance (band, y, x) for day `t` with `hidden` clouded over; NaN
-    where a method has no value. The model goes through `fill_window`, as in `fill`."""
+    where a method has no value. The model goes through `fill_window`, as in `fill`; the
+    calibrated baselines fit on the clear pixels left visible, as the model does."""
     first = lookback_first(times, t, card.reference)
     days = slice(first, lookahead_last(times, t, card.reference) + 1)
     seen = clear[days].copy()
     seen[t - first] &= ~hidden
     win = Window(times[days], s2[days], s1[days], seen, orbit[days])
-    res = fill_window(win, [t - first], [True], model, card, tile=tile, batch=1)
+    res = fill_window(
+        win, [t - first], [True], model, card, tile=cfg.tile, batch=1, calibration=cfg.calibration
+    )
     sim = np.where((res.status[0] == product.FILLED)[None], res.s2[0], np.nan)
     out = {MODEL: sim}
     for name in BASELINES:
         out[name] = baseline_fill(name, times, s2, clear, t, horizon)
+    visible = fit_mask(seen[t - first], np.isfinite(s2[t]).all(axis=0), cfg.calibration.buffer_px)
+    for name in calibrated:
+        values = out[name]
+        fit = visible & np.isfinite(values).all(axis=0)
+        out[name + CAL] = np.maximum(
+            calibrate(values, s2[t], fit, cfg.calibration), layout.S2_MIN_VALID
+        )
     return out
 
 
@@ -489,3 +529,17 @@ def _write(
         shutil.rmtree(old, ignore_errors=True)
     else:
         tmp.rename(out)
+
+
+def method_choice(report: EvaluateReport) -> tuple[str, bool, str]:
+    """What `gapfill fill --method auto` fills with after `report`: the model where it beats
+    every baseline (`model_wins`: a tie is no reason to run a network), else the best
+    baseline; with whether to calibrate, and one line saying why."""
+    calibrated = bool(report.calibration.get("enabled", False))
+    if report.model_wins():
+        why = f"the model beats every baseline on this cube ({verdict(report)})"
+        return MODEL, calibrated, why
+    best = report.best_baseline("psnr")
+    d = report.versus[best]["psnr"]["mean"]
+    why = f"the model does not beat {best} ({d:+.2f} dB PSNR; {verdict(report)})"
+    return best.removesuffix(CAL), best.endswith(CAL), why

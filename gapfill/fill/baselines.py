@@ -19,7 +19,8 @@ import numpy as np
 from gapfill.cube import layout
 from gapfill.cube.reference import NONE
 from gapfill.fill import product
-from gapfill.fill.infer import FilledWindow, Window, copy_observed, empty_product
+from gapfill.fill.calibrate import Calibration
+from gapfill.fill.infer import FilledWindow, Window, calibrate_day, copy_observed, empty_product
 
 __all__ = ["BASELINES", "Baseline", "clear_neighbours", "baseline_fill", "fill_window_baseline"]
 
@@ -103,11 +104,17 @@ def baseline_fill(
 
 
 def fill_window_baseline(
-    win: Window, targets: list[int], fill_days: list[bool], method: str, horizon_days: int
+    win: Window,
+    targets: list[int],
+    fill_days: list[bool],
+    method: str,
+    horizon_days: int,
+    calibration: Calibration | None = None,
 ) -> FilledWindow:
     """What `fill_window` does with the model, with baseline `method` instead: clear
     pixels kept, cloudy ones filled where the baseline has a value (`reference_dt`: days
-    since the earlier clear day it used, where it used one), else unfilled."""
+    since the earlier clear day it used, where it used one), else unfilled; fitted to the
+    day's clear pixels with `calibration`."""
     s2_out, status, ref_dt, next_dt = empty_product(win, len(targets))
     usable = win.clear & np.isfinite(win.s2).all(axis=1)
     for j, t in enumerate(targets):
@@ -115,6 +122,9 @@ def fill_window_baseline(
         if not fill_days[j] or not cloudy.any():
             continue
         values = baseline_fill(method, win.times, win.s2, win.clear, t, horizon_days)
+        if calibration is not None and calibration.enabled:
+            has_value = np.isfinite(values).all(axis=0)
+            values = calibrate_day(values, win, t, has_value, calibration)
         todo = cloudy & np.isfinite(values).all(axis=0)
         s2_out[j][:, todo] = np.maximum(values[:, todo], layout.S2_MIN_VALID)
         status[j][todo] = product.FILLED

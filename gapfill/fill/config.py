@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gapfill.fill.calibrate import Calibration
 from gapfill.grid import UTCDay
 
 __all__ = ["FillConfig"]
@@ -20,11 +21,20 @@ class FillConfig(BaseModel):
     model: str | None = Field(
         None, description="run directory with model.pt + model.json (method 'model')"
     )
-    method: Literal["model", "persistence", "nearest", "interpolate"] = Field(
-        "model", description="the trained model, or a baseline (gapfill.fill.baselines)"
+    method: Literal["model", "persistence", "nearest", "interpolate", "auto"] = Field(
+        "model",
+        description="the trained model, a baseline (gapfill.fill.baselines), or 'auto': the "
+        "better of them on this cube by its evaluation (gapfill.evaluate.fill_auto)",
     )
+    evaluate_report: str | None = Field(
+        None, description="report.json of `gapfill evaluate` that --method auto decides by"
+    )
+    method_choice: str = Field("", description="why this method (set by --method auto)")
     horizon_days: int = Field(
         60, ge=1, description="how far a baseline looks for clear days, each side"
+    )
+    calibration: Calibration = Field(
+        default_factory=Calibration, description="fit each fill to its day's clear pixels"
     )
     out: str
     dates: tuple[UTCDay, ...] = ()
@@ -43,9 +53,15 @@ class FillConfig(BaseModel):
 
     @model_validator(mode="after")
     def _days(self) -> FillConfig:
-        if self.method == "model" and not self.model:
-            raise ValueError("--model RUN_DIR is needed for --method model")
-        if self.method != "model" and self.model:
+        if self.method in ("model", "auto") and not self.model:
+            raise ValueError(f"--model RUN_DIR is needed for --method {self.method}")
+        if self.method == "auto" and not self.calibration.enabled:
+            raise ValueError(
+                "--method auto decides on calibration itself: leave --no-calibrate out"
+            )
+        if self.evaluate_report and self.method != "auto":
+            raise ValueError("--evaluate-report is read by --method auto only")
+        if self.method not in ("model", "auto") and self.model:
             raise ValueError(f"--method {self.method} uses no model: leave --model out")
         if self.dates and (self.start or self.end):
             raise ValueError("give --dates or --start/--end, not both")

@@ -25,6 +25,7 @@ from gapfill.cube.reference import (
     pick_reference,
 )
 from gapfill.fill import product
+from gapfill.fill.calibrate import Calibration, calibrate, fit_mask
 from gapfill.grid import tile_boxes
 from gapfill.models.card import ModelCard, load_model
 from gapfill.models.generator import Generator
@@ -39,6 +40,7 @@ __all__ = [
     "halo_of",
     "empty_product",
     "copy_observed",
+    "calibrate_day",
 ]
 
 
@@ -173,6 +175,16 @@ def copy_observed(win: Window, t: int, s2_out: np.ndarray, status: np.ndarray) -
     return cloudy
 
 
+def calibrate_day(
+    values: np.ndarray, win: Window, t: int, usable: np.ndarray, cfg: Calibration
+) -> np.ndarray:
+    """`values` (band, y, x) for day `t` of the window fitted to that day's clear pixels
+    (those of `usable`, where the values mean something)."""
+    has_data = np.isfinite(win.s2[t]).all(axis=0)
+    fit = fit_mask(win.clear[t], has_data, cfg.buffer_px) & usable
+    return calibrate(values, win.s2[t], fit, cfg)
+
+
 def fill_window(
     win: Window,
     targets: list[int],
@@ -182,19 +194,22 @@ def fill_window(
     *,
     tile: int,
     batch: int,
+    calibration: Calibration | None = None,
 ) -> FilledWindow:
     """The product for days `targets` (indices into the window's days) of one window.
 
     Clear observed pixels are kept as observed; cloudy pixels of a day whose `fill_days`
     entry is true are simulated where the reference rule (from the card) finds a reference
     and S1 is present, else flagged unfilled; pixels without an observation are nodata.
+    With `calibration`, the simulation is fitted to the day's clear pixels (where the
+    model had a reference) before it is written (`gapfill.fill.calibrate`).
     """
     norm = card.normalisation
     n = len(targets)
     _, _, h, w = win.s2.shape
     s2_out, status, ref_dt, next_dt = empty_product(win, n)
     both = card.task == "B" and card.reference.rule == "both"
-    inputs, slots, masks, ages, aheads = [], [], [], [], []
+    inputs, slots, masks, fits, ages, aheads = [], [], [], [], [], []
     for j, t in enumerate(targets):
         cloudy = copy_observed(win, t, s2_out[j], status[j])
         if not fill_days[j] or not cloudy.any():
@@ -218,6 +233,7 @@ def fill_window(
             inputs.append(x)
             slots.append(j)
             masks.append(todo)
+            fits.append(usable)
             ages.append(age)
             aheads.append(ahead)
     model_px, t0 = 0, time.perf_counter()
@@ -225,7 +241,10 @@ def fill_window(
         sim = tiled_forward(model, np.stack(inputs), tile=tile, halo=halo_of(card), batch=batch)
         for k, j in enumerate(slots):
             todo = masks[k]
-            refl = np.maximum(norm.optical_inverse(sim[k]), layout.S2_MIN_VALID)
+            refl = norm.optical_inverse(sim[k])
+            if calibration is not None and calibration.enabled:
+                refl = calibrate_day(refl, win, targets[j], fits[k], calibration)
+            refl = np.maximum(refl, layout.S2_MIN_VALID)
             s2_out[j][:, todo] = refl[:, todo]
             status[j][todo] = product.FILLED
             ref_dt[j][todo] = ages[k][todo]

@@ -58,6 +58,7 @@ def write_item(out: str | Path) -> Path:
             "gapfill:model_sha256": ds.attrs.get("model_sha256", ""),
             "gapfill:fill_method": ds.attrs.get("fill_method", "model"),
             "gapfill:uses_later_days": bool(ds.attrs.get("uses_later_days", False)),
+            "gapfill:method_choice": ds.attrs.get("method_choice", ""),
             "gapfill:days": len(times),
             "gapfill:days_complete": int(done.sum()),
         },

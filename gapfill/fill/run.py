@@ -40,6 +40,7 @@ from gapfill.cube.check import require_intact
 from gapfill.errors import InputError
 from gapfill.fill import product
 from gapfill.fill.baselines import BASELINES
+from gapfill.fill.calibrate import Calibration
 from gapfill.fill.config import FillConfig
 from gapfill.fill.task import Job, TaskResult, fill_task
 from gapfill.grid import tile_boxes
@@ -149,6 +150,8 @@ def _attrs(cfg: FillConfig, cube: xr.Dataset, card: ModelCard | None, sha: str) 
         "uses_later_days": BASELINES[cfg.method].uses_later_days
         if cfg.method != "model"
         else card is not None and card.reference.rule == "both",
+        "calibration": cfg.calibration.model_dump_json(),
+        "method_choice": cfg.method_choice,
         "model_run": cfg.model or "",
         "model_sha256": sha,
         "model_card": card.model_dump_json() if card is not None else "",
@@ -237,6 +240,14 @@ def _open_or_create(
                 f"{out} was filled with --method {method}, not {attrs['fill_method']}: "
                 "fill into another --out"
             )
+        before = existing.attrs.get("calibration", Calibration(enabled=False).model_dump_json())
+        if Calibration.model_validate_json(before) != Calibration.model_validate_json(
+            attrs["calibration"]
+        ):
+            raise InputError(
+                f"{out} was filled with calibration {before}, not {attrs['calibration']}: "
+                "use the same --calibrate setting or fill into another --out"
+            )
         if existing.attrs.get("model_sha256") != sha:
             raise InputError(
                 f"{out} was filled by model {existing.attrs.get('model_sha256', '?')[:12]}, "
@@ -301,6 +312,8 @@ class _Progress:
 
 def fill(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillReport:
     """Fill the cloudy days of `cfg.cube` with the model in `cfg.model` into `cfg.out`."""
+    if cfg.method == "auto":
+        raise ValueError("--method auto is resolved by gapfill.evaluate.fill_auto, not fill")
     t_start = time.perf_counter()
     # Absolute locations: recorded in the product and its runs, read by remote workers.
     cfg = cfg.model_copy(
@@ -374,6 +387,7 @@ def fill(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillReport:
                 model_dir=cfg.model or "",
                 method=cfg.method,
                 horizon_days=cfg.horizon_days,
+                calibration=cfg.calibration,
                 sha=sha,
                 device=cfg.device,
                 chunk=chunk,

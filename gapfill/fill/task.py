@@ -26,6 +26,7 @@ from gapfill.cube.reference import (
 )
 from gapfill.fill import product
 from gapfill.fill.baselines import BASELINES, fill_window_baseline
+from gapfill.fill.calibrate import Calibration
 from gapfill.fill.infer import Window, cached_model, fill_window, halo_of
 from gapfill.models.card import ModelCard
 
@@ -47,6 +48,7 @@ class Job:
     batch: int
     method: str = "model"
     horizon_days: int = 60
+    calibration: Calibration = field(default_factory=Calibration)
 
 
 @dataclass(frozen=True)
@@ -149,19 +151,30 @@ def fill_task(
     h, w = ds.sizes["y"], ds.sizes["x"]
     if job.method == "model":
         model, card = cached_model(job.model_dir, job.sha, job.device)
-        halo = halo_of(card)
+        halo = halo_of(card) + job.calibration.halo_px
     else:
-        halo = 0  # baselines are per pixel
+        halo = job.calibration.halo_px  # baselines themselves are per pixel
     ya, yb, xa, xb = max(y0 - halo, 0), min(y1 + halo, h), max(x0 - halo, 0), min(x1 + halo, w)
     space = {"y": slice(ya, yb), "x": slice(xa, xb)}
     if job.method == "model":
         win, local = read_window(ds, targets, fill_days, space, card)
         t1 = time.perf_counter()
-        res = fill_window(win, local, fill_days, model, card, tile=job.tile, batch=job.batch)
+        res = fill_window(
+            win,
+            local,
+            fill_days,
+            model,
+            card,
+            tile=job.tile,
+            batch=job.batch,
+            calibration=job.calibration,
+        )
     else:
         win, local = read_baseline_window(ds, targets, space, job.method, job.horizon_days)
         t1 = time.perf_counter()
-        res = fill_window_baseline(win, local, fill_days, job.method, job.horizon_days)
+        res = fill_window_baseline(
+            win, local, fill_days, job.method, job.horizon_days, job.calibration
+        )
     t2 = time.perf_counter()
     inner = (slice(y0 - ya, y1 - ya), slice(x0 - xa, x1 - xa))
     next_dt = res.reference_next_dt

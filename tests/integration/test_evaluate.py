@@ -14,8 +14,10 @@ import xarray as xr
 
 from gapfill.cube import layout
 from gapfill.errors import InputError
-from gapfill.evaluate import EvaluateConfig, evaluate
+from gapfill.evaluate import EvaluateConfig, evaluate, fill_auto, load_report, method_choice
 from gapfill.evaluate.hidden import MODEL
+from gapfill.fill import FillConfig
+from gapfill.fill.calibrate import Calibration
 from gapfill.models.card import ModelCard
 from gapfill.storage import absolute
 from tests.conftest import save_untrained_model
@@ -26,7 +28,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 def test_every_method_is_scored_on_the_same_hidden_pixels(tmp_path, cube_pc, model_tiny):
     out = tmp_path / "report"
     report = evaluate(EvaluateConfig(cube=str(cube_pc), model=str(model_tiny)), out)
-    assert report.methods == [MODEL, "persistence", "nearest", "interpolate"]
+    assert report.methods == [
+        MODEL,
+        "persistence",
+        "nearest",
+        "interpolate",
+        "persistence+cal",
+        "interpolate+cal",
+    ]
     assert len(report.targets) >= 2
     for t in report.targets:
         px = {s.pixels for s in t.scores.values()}
@@ -44,12 +53,17 @@ def test_every_method_is_scored_on_the_same_hidden_pixels(tmp_path, cube_pc, mod
         "persistence": False,
         "nearest": True,
         "interpolate": True,
+        "persistence+cal": False,
+        "interpolate+cal": True,
     }
     assert "| model (mtcnn) |" in (out / "report.md").read_text()
     assert sorted(p.stem for p in out.glob("*.png")) == sorted(t.day for t in report.targets)
     # An untrained network is far worse than copying the last clear day: the report says so.
     assert not report.model_wins()
     assert report.versus["persistence"]["psnr"]["mean"] < 0
+    method, calibrated, why = method_choice(report)
+    assert (method + ("+cal" if calibrated else "")) == report.best_baseline("psnr")
+    assert "does not beat" in why
 
 
 def _trained_on(run: Path, cube: Path, **fields: object) -> Path:
@@ -110,3 +124,40 @@ def test_the_command_prints_the_table_and_refuses_bad_input(tmp_path, cube_pc, m
     )
     assert bad.returncode == 2 and "no clear target day" in bad.stderr
     assert "Traceback" not in bad.stderr and not (tmp_path / "n").exists()
+
+
+def test_fill_auto_takes_the_best_baseline_over_a_losing_model_and_says_why(
+    tmp_path, cube_pc, model_tiny, dask_address
+):
+    """No report beside the cube: evaluated on the spot (beside the product); the untrained
+    model loses, so the product is the best baseline's, and says so."""
+    out = tmp_path / "filled.zarr"
+    day = (str(xr.open_zarr(cube_pc)["time"].values[5])[:10],)
+    cfg = FillConfig(
+        cube=str(cube_pc), out=str(out), model=str(model_tiny), method="auto", dates=day
+    )
+    fill_auto(cfg.model_copy(update={"quicklooks": False}), dask_scheduler=dask_address)
+    report = load_report(tmp_path / "filled-evaluate" / "report.json")
+    method, calibrated, _ = method_choice(report)
+    assert method != MODEL
+    ds = xr.open_zarr(out)
+    assert ds.attrs["fill_method"] == method
+    assert Calibration.model_validate_json(ds.attrs["calibration"]).enabled == calibrated
+    choice = json.loads(ds.attrs["method_choice"])
+    assert choice["requested"] == "auto" and "does not beat" in choice["why"]
+    item = json.loads(out.with_name("filled.item.json").read_text())
+    assert json.loads(item["properties"]["gapfill:method_choice"])["method"] == method
+
+    other = save_untrained_model(tmp_path / "other", seed=1)
+    with pytest.raises(InputError, match="no evidence for this fill: it scored another model"):
+        fill_auto(
+            cfg.model_copy(
+                update={
+                    "model": str(other),
+                    "out": str(tmp_path / "b.zarr"),
+                    "evaluate_report": str(tmp_path / "filled-evaluate" / "report.json"),
+                }
+            ),
+            dask_scheduler=dask_address,
+        )
+    assert not (tmp_path / "b.zarr").exists()

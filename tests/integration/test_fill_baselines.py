@@ -13,15 +13,19 @@ from gapfill.cube import layout
 from gapfill.errors import InputError
 from gapfill.fill import FillConfig, fill, product
 from gapfill.fill.baselines import baseline_fill
+from gapfill.fill.calibrate import Calibration, calibrate, fit_mask
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
-@pytest.mark.parametrize("method", ["interpolate", "persistence"])
+@pytest.mark.parametrize(("method", "calibrated"), [("interpolate", True), ("persistence", False)])
 def test_a_baseline_fill_equals_the_baseline_on_the_whole_series(
-    tmp_path, cube_pc, dask_address, method
+    tmp_path, cube_pc, dask_address, method, calibrated
 ):
+    """Chunks of 32 px filled by separate tasks give what the baseline (fitted to the
+    day's clear pixels, when calibrated) gives on whole days: no seams."""
     out = tmp_path / "filled.zarr"
+    cal = Calibration(enabled=calibrated)
     report = fill(
         FillConfig(
             cube=str(cube_pc),
@@ -30,6 +34,7 @@ def test_a_baseline_fill_equals_the_baseline_on_the_whole_series(
             quicklooks=False,
             chunk=32,
             days_per_task=3,
+            calibration=cal,
         ),
         dask_scheduler=dask_address,
     )
@@ -39,8 +44,10 @@ def test_a_baseline_fill_equals_the_baseline_on_the_whole_series(
     filled_any = 0
     for t in range(len(times)):
         want = baseline_fill(method, times, s2, clear, t, 60)
-        status = ds[product.STATUS].values[t]
         observed = np.isfinite(s2[t]).all(axis=0)
+        fit = fit_mask(clear[t], observed, cal.buffer_px) & np.isfinite(want).all(axis=0)
+        want = calibrate(want, s2[t], fit, cal)
+        status = ds[product.STATUS].values[t]
         cloudy = observed & ~clear[t]
         can = cloudy & np.isfinite(want).all(axis=0)
         np.testing.assert_array_equal(status == product.FILLED, can, err_msg=str(t))
@@ -54,6 +61,7 @@ def test_a_baseline_fill_equals_the_baseline_on_the_whole_series(
         assert (last == product.FILLED).sum() == 0
     assert ds.attrs["fill_method"] == method
     assert ds.attrs["uses_later_days"] == (method == "interpolate")
+    assert Calibration.model_validate_json(ds.attrs["calibration"]) == cal
     item = json.loads(out.with_name("filled.item.json").read_text())
     assert item["properties"]["gapfill:fill_method"] == method
 
@@ -76,6 +84,19 @@ def test_methods_are_not_mixed_in_one_product_and_a_baseline_takes_no_model(
                 dates=day,
                 overwrite=True,
                 quicklooks=False,
+            ),
+            dask_scheduler=dask_address,
+        )
+    with pytest.raises(InputError, match="was filled with calibration"):
+        fill(
+            FillConfig(
+                cube=str(cube_pc),
+                out=str(out),
+                method="nearest",
+                dates=day,
+                overwrite=True,
+                quicklooks=False,
+                calibration=Calibration(enabled=False),
             ),
             dask_scheduler=dask_address,
         )
