@@ -150,16 +150,26 @@ def _train(out: Path, meta: dict | None) -> dict:
 
 
 def _fill(out: Path, name: str, run_dir: str) -> dict:
-    """Fill every cloudy day of a cube (resumes: complete days are kept)."""
-    from gapfill.fill import FillConfig, fill
+    """Fill every cloudy day of a cube with `--method auto`: the model where its evaluation
+    (`_evaluate`, just before) shows it beats every baseline, else the best baseline
+    (resumes: complete days are kept)."""
+    from gapfill.evaluate import fill_auto
+    from gapfill.fill import FillConfig
     from gapfill.fill.quicklook import quicklook_dir
 
-    report = fill(
+    report = fill_auto(
         FillConfig(
             cube=str(out / f"cube-{name}.zarr"),
             model=run_dir,
+            method="auto",
+            evaluate_report=str(out / f"evaluate-{name}" / "report.json"),
             out=str(out / f"filled-{name}.zarr"),
         )
+    )
+    choice = json.loads(report.method_choice)
+    typer.echo(
+        f"--method auto chose {choice['method']}"
+        f"{' (calibrated)' if choice['calibrated'] else ''}: {choice['why']}"
     )
     typer.echo(
         f"filled {name}: {report.path} — {len(report.days_filled)} days filled, "
@@ -236,13 +246,13 @@ def run_demo(out: str | Path, *, size: int = 256, real: str | Path | None = None
             summary["searches"][name] = result.to_json()["summary"]
         summary["cubes"] = _cubes(out, api.url, world, first, last)
     summary["training"] = _train(out, meta)
-    summary["fill"] = _fill(out, "synthetic", summary["training"]["run_dir"])
     summary["training_real"] = _train(out, None)
-    summary["fill_real"] = _fill(out, "real", summary["training_real"]["run_dir"])
     summary["evaluate"] = _evaluate(
         out, "synthetic", summary["training"]["run_dir"], _held_out(meta)
     )
     summary["evaluate_real"] = _evaluate(out, "real", summary["training_real"]["run_dir"], None)
+    summary["fill"] = _fill(out, "synthetic", summary["training"]["run_dir"])
+    summary["fill_real"] = _fill(out, "real", summary["training_real"]["run_dir"])
     (out / "demo-summary.json").write_text(json.dumps(summary, indent=2))
     typer.echo(
         f"realism: change fraction {stats['change_fraction_mean']}, corr(|dS1|,|dS2|) "

@@ -537,9 +537,6 @@ def method_choice(report: EvaluateReport) -> tuple[str, bool, str]:
     baseline; with whether to calibrate, and one line saying why."""
     calibrated = bool(report.calibration.get("enabled", False))
     if report.model_wins():
-        why = f"the model beats every baseline on this cube ({verdict(report)})"
-        return MODEL, calibrated, why
+        return MODEL, calibrated, verdict(report)
     best = report.best_baseline("psnr")
-    d = report.versus[best]["psnr"]["mean"]
-    why = f"the model does not beat {best} ({d:+.2f} dB PSNR; {verdict(report)})"
-    return best.removesuffix(CAL), best.endswith(CAL), why
+    return best.removesuffix(CAL), best.endswith(CAL), verdict(report)

@@ -63,6 +63,8 @@ class FillReport:
 
     path: str
     run_id: str
+    method: str = "model"
+    method_choice: str = ""
     days_filled: list[str] = field(default_factory=list)
     days_copied: list[str] = field(default_factory=list)
     days_skipped: dict[str, str] = field(default_factory=dict)
@@ -337,7 +339,7 @@ def fill(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillReport:
     grid = layout.grid_of(cube)
     cube_chunk = int(cube[layout.S2].encoding.get("chunks", (1, 4, 1024, 1024))[-1])
     chunk = cfg.chunk or cube_chunk
-    report = FillReport(str(out), uuid.uuid4().hex[:12])
+    report = FillReport(str(out), uuid.uuid4().hex[:12], cfg.method, cfg.method_choice)
     days = [str(t)[:10] for t in cube["time"].values]
     complete_cube = cube[layout.COMPLETE].values
     existing = _open_or_create(out, cube, chunk, _attrs(cfg, cube, card, sha), sha)

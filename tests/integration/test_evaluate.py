@@ -63,7 +63,7 @@ def test_every_method_is_scored_on_the_same_hidden_pixels(tmp_path, cube_pc, mod
     assert report.versus["persistence"]["psnr"]["mean"] < 0
     method, calibrated, why = method_choice(report)
     assert (method + ("+cal" if calibrated else "")) == report.best_baseline("psnr")
-    assert "does not beat" in why
+    assert "NOT beat" in why
 
 
 def _trained_on(run: Path, cube: Path, **fields: object) -> Path:
@@ -144,7 +144,7 @@ def test_fill_auto_takes_the_best_baseline_over_a_losing_model_and_says_why(
     assert ds.attrs["fill_method"] == method
     assert Calibration.model_validate_json(ds.attrs["calibration"]).enabled == calibrated
     choice = json.loads(ds.attrs["method_choice"])
-    assert choice["requested"] == "auto" and "does not beat" in choice["why"]
+    assert choice["requested"] == "auto" and "NOT beat" in choice["why"]
     item = json.loads(out.with_name("filled.item.json").read_text())
     assert json.loads(item["properties"]["gapfill:method_choice"])["method"] == method
 
