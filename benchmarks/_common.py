@@ -36,7 +36,8 @@ def measure(fn: Callable[..., Any], *args: Any) -> dict:
 
 
 def _dirty() -> bool:
-    """Whether the measured tree differs from its commit (tracked or untracked files)."""
+    """Whether the measured tree differs from its commit (tracked or untracked files);
+    stored results are outputs, not part of what is measured."""
     import subprocess
 
     out = subprocess.run(
@@ -46,7 +47,8 @@ def _dirty() -> bool:
         text=True,
         check=False,
     )
-    return bool(out.stdout.strip())
+    changed = [ln[3:] for ln in out.stdout.splitlines() if ln.strip()]
+    return any(not path.startswith("benchmarks/results/") for path in changed)
 
 
 def write_result(name: str, payload: dict) -> Path:
