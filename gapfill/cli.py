@@ -100,7 +100,9 @@ def synth_stats(
 @stac_app.command("serve")
 def stac_serve(
     catalogs: Annotated[list[Path], typer.Argument(help="static catalog folders to load")],
-    port: Annotated[int, typer.Option(help="API port on 127.0.0.1")] = 8082,
+    port: Annotated[
+        int, typer.Option(help="API port on 127.0.0.1 (0: any free port)", min=0, max=65535)
+    ] = 8082,
     log_level: LogLevel = "INFO",
     verbose: Verbose = 0,
 ) -> None:

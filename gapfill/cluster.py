@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from gapfill.errors import InputError
+from gapfill.errors import InputError, ServiceError
 
 __all__ = ["dask_client", "local_cluster"]
 
@@ -56,8 +56,13 @@ def dask_client(
     if address:
         try:
             client = Client(address, timeout="10s")
+        except ValueError as exc:
+            raise InputError(
+                f"--dask-scheduler {address!r} is not a scheduler address ({exc}): give "
+                "tcp://HOST:PORT"
+            ) from None
         except (OSError, TimeoutError) as exc:
-            raise InputError(f"no Dask scheduler answers at {address} ({exc})") from None
+            raise ServiceError(f"no Dask scheduler answers at {address} ({exc})") from None
         with client:
             _forward_logs(client)
             yield client

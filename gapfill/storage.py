@@ -7,9 +7,12 @@ reads the user's input so that workers elsewhere (Ray, Dask) see the same path.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-__all__ = ["is_url", "absolute", "shown"]
+from gapfill.errors import InputError
+
+__all__ = ["is_url", "absolute", "shown", "require_writable"]
 
 
 def is_url(location: str) -> bool:
@@ -30,3 +33,23 @@ def shown(location: str) -> str:
         return location
     scheme, _, rest = location.partition("://")
     return f"{scheme}://{rest.rpartition('@')[2].split('?')[0]}"
+
+
+def require_writable(location: str | Path, flag: str) -> None:
+    """Refuse, before any work, an output location that cannot be created: its nearest
+    existing ancestor must be a folder this process may write into. URLs are left to the
+    store (their permissions show only when written)."""
+    if is_url(str(location)):
+        return
+    path = Path(absolute(str(location)))
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(
+            f"{flag} {location}: {parent} is a file, not a folder: choose another {flag}"
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(
+            f"{flag} {location}: no permission to write in {parent}: choose another {flag}"
+        )

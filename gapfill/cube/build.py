@@ -37,6 +37,7 @@ from gapfill.errors import InputError
 from gapfill.grid import AOI, DateRange, Grid, parse_aoi, utm_epsg
 from gapfill.stac import profiles_for, search
 from gapfill.stac.providers import SensorProfile, asset_key, item_datetime, relative_orbit
+from gapfill.storage import require_writable
 
 __all__ = ["build_cube", "BuildReport", "cube_grid", "FAULT_ENV"]
 
@@ -376,6 +377,7 @@ def build_cube(
 ) -> BuildReport:
     """Build or extend the cube at `out` for `cfg`; see the module docstring."""
     out = Path(out)
+    require_writable(out, "--out")
     aoi = parse_aoi(cfg.aoi)
     existing: xr.Dataset | None = None
     if out.exists():

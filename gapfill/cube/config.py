@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gapfill.grid import UTCDay
 
@@ -42,6 +42,21 @@ class CubeConfig(BaseModel):
         1_000_000_000, ge=1, description="refuse a grid larger than this (height x width)"
     )
     batch_days: int = Field(8, ge=1, le=64, description="days written per region write")
+
+    @field_validator("epsg")
+    @classmethod
+    def _known_crs(cls, v: int | None) -> int | None:
+        if v is not None:
+            from pyproj import CRS
+            from pyproj.exceptions import CRSError
+
+            try:
+                CRS.from_epsg(v)
+            except CRSError:
+                raise ValueError(
+                    f"EPSG:{v} is not a known CRS: give a UTM zone, e.g. 32631"
+                ) from None
+        return v
 
     @model_validator(mode="after")
     def _dates(self) -> CubeConfig:

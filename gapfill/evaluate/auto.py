@@ -28,7 +28,7 @@ from gapfill.fill.config import FillConfig
 from gapfill.fill.run import FillReport, fill
 from gapfill.metrics import Scores
 from gapfill.models.card import weights_sha256
-from gapfill.storage import absolute
+from gapfill.storage import absolute, require_writable
 
 __all__ = ["fill_auto", "load_report", "default_report_dir"]
 
@@ -102,6 +102,7 @@ def fill_auto(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillRepo
     if cfg.method != "auto":
         return fill(cfg, dask_scheduler=dask_scheduler)
     assert cfg.model is not None  # FillConfig says so
+    require_writable(cfg.out, "--out")
     cube = layout.open_cube(cfg.cube)
     model_pt = Path(cfg.model) / "model.pt"
     if not model_pt.exists():

@@ -40,7 +40,7 @@ from gapfill.fill.run import check_fit
 from gapfill.grid import UTCDay
 from gapfill.metrics import HIGHER_IS_BETTER, METRICS, Scores, masked_scores
 from gapfill.models.card import ModelCard, load_model, weights_sha256
-from gapfill.storage import absolute
+from gapfill.storage import absolute, require_writable
 
 __all__ = [
     "EvaluateConfig",
@@ -346,6 +346,8 @@ def _spread(candidates: list[int]) -> list[int]:
 def evaluate(cfg: EvaluateConfig, out: str | Path | None = None) -> EvaluateReport:
     """Score the model of `cfg.model` and every baseline on hidden clear pixels of
     `cfg.cube`; with `out`, write report.json, report.md and a PNG per target there."""
+    if out is not None:
+        require_writable(out, "--out")
     cube = layout.open_cube(cfg.cube, chunks=None)
     times = cube["time"].values
     complete = cube[layout.COMPLETE].values

@@ -12,6 +12,7 @@ from gapfill.bands import S2_BANDS
 from gapfill.cube import layout
 from gapfill.errors import InputError
 from gapfill.fill import product
+from gapfill.storage import require_writable
 
 __all__ = ["quicklook", "quicklook_dir", "true_colour", "STATUS_RGB"]
 
@@ -52,6 +53,7 @@ def quicklook(filled: str | Path, day: str, png: str | Path) -> Path:
     reachable; else the product's clear pixels), the filled image and the status flags."""
     from PIL import Image, ImageDraw
 
+    require_writable(png, "--out")
     try:
         ds = xr.open_zarr(filled)
     except Exception:

@@ -48,6 +48,7 @@ from gapfill.logs import progress_enabled
 from gapfill.models.card import ModelCard, load_model, weights_sha256
 from gapfill.models.methods import get_method, input_channels
 from gapfill.normalize import NORM_CONTRACT_VERSION
+from gapfill.storage import require_writable
 
 __all__ = ["fill", "FillReport", "FAULT_ENV", "check_fit"]
 
@@ -161,6 +162,26 @@ def _attrs(cfg: FillConfig, cube: xr.Dataset, card: ModelCard | None, sha: str) 
         "software_version": __version__,
         "git_sha": git_sha(),
     }
+
+
+@contextlib.contextmanager
+def _removed_on_failure(out: Path, created: bool) -> Iterator[None]:
+    """A product this run created is removed again (with its lock folder) if the run fails
+    before any day of it is complete: a refused or failed first run leaves nothing behind.
+    A product with complete days is kept, for the next run to resume."""
+    try:
+        yield
+    except BaseException:
+        if created:
+            try:
+                flags = zarr.open_array(str(out / product.COMPLETE), mode="r")
+                untouched = not np.asarray(flags[:]).any()
+            except Exception:
+                untouched = True
+            if untouched:
+                shutil.rmtree(out, ignore_errors=True)
+                shutil.rmtree(_lock_dir(out), ignore_errors=True)
+        raise
 
 
 def _lock_dir(out: Path) -> Path:
@@ -326,6 +347,7 @@ def fill(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillReport:
         }
     )
     out = Path(cfg.out)
+    require_writable(out, "--out")
     cube = layout.open_cube(cfg.cube)
     require_intact(cfg.cube, cube)
     card: ModelCard | None = None
@@ -342,8 +364,12 @@ def fill(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillReport:
     report = FillReport(str(out), uuid.uuid4().hex[:12], cfg.method, cfg.method_choice)
     days = [str(t)[:10] for t in cube["time"].values]
     complete_cube = cube[layout.COMPLETE].values
+    created = not out.exists()
     existing = _open_or_create(out, cube, chunk, _attrs(cfg, cube, card, sha), sha)
-    with dask_client(dask_scheduler, torch_workers=True) as client:
+    with (
+        _removed_on_failure(out, created),
+        dask_client(dask_scheduler, torch_workers=True) as client,
+    ):
         if cfg.device == "cuda":
             _require_gpus(client)
         share, has_s1 = _day_stats(cube, chosen)

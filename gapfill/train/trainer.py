@@ -18,7 +18,7 @@ from gapfill.cube import layout
 from gapfill.errors import InputError, ServiceError
 from gapfill.models import build_generator, get_method, input_channels, receptive_field
 from gapfill.models.card import ModelCard, load_model, save_model
-from gapfill.storage import is_url, shown
+from gapfill.storage import is_url, require_writable, shown
 from gapfill.train.config import TrainConfig
 from gapfill.train.data import build_index, open_cube
 from gapfill.train.loop import FAULT_KEY, STATE_FILE, env_fault, train_loop_per_worker
@@ -311,6 +311,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
+    require_writable(cfg.out, "--out")
     run_dir = Path(cfg.out).resolve()
     storage = cfg.checkpoints or str(run_dir / "ray")
     method = get_method(cfg.method)

@@ -1,0 +1,176 @@
+"""Bad input through the `gapfill` command, as a user meets it: one line saying what is
+wrong and what to do, the documented exit code (2 input, 3 service), no traceback, and
+nothing left on disk that was not there before. The README's "Failure behaviour" table
+lists these cases."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+GAPFILL = [sys.executable, "-m", "gapfill.cli"]
+AOI = "3.0195,50.8131,3.0283,50.8188"
+DAYS = ["--start", "2018-06-01", "--end", "2018-06-10"]
+DEAD = "http://127.0.0.1:9"  # nothing listens: a check that reaches the network fails here
+
+
+def _listing(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def _refused(tmp: Path, args: list[str], code: int, *needles: str) -> str:
+    """Run `gapfill ARGS` in `tmp`; assert a one-line refusal with exit `code` that names
+    every needle, and that `tmp` holds exactly what it held before."""
+    before = _listing(tmp)
+    proc = subprocess.run([*GAPFILL, *args], capture_output=True, text=True, cwd=tmp, timeout=150)
+    assert proc.returncode == code, (proc.returncode, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("gapfill: error: "), proc.stderr[-2000:]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    assert _listing(tmp) == before
+    return lines[0]
+
+
+@pytest.fixture
+def here(tmp_path: Path) -> Path:
+    (tmp_path / "afile").write_text("not a folder")
+    return tmp_path
+
+
+def test_an_output_below_a_regular_file_is_refused_by_every_verb(here, cube_pc, model_tiny):
+    bad = "afile/out"
+    cases = [
+        ["build-cube", "--aoi", AOI, *DAYS, "--out", f"{bad}.zarr", "--stac-url", DEAD],
+        ["fill", "--cube", str(cube_pc), "--method", "persistence", "--out", f"{bad}.zarr"],
+        ["evaluate", "--cube", str(cube_pc), "--model", str(model_tiny), "--out", bad],
+        ["train", "--cube", str(cube_pc), "--out", bad, "--preset", "test-tiny"],
+        ["quicklook", "nothing.zarr", "--date", "2022-04-03", "--out", f"{bad}.png"],
+    ]
+    for args in cases:
+        _refused(here, args, 2, "afile is a file, not a folder", "choose another --out")
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "needles"),
+    [
+        (["stac", "serve", ".", "--port", "70000"], 2, ["--port", "65535"]),
+        (
+            ["build-cube", "--aoi", AOI, *DAYS, "--epsg", "99999", "--out", "c.zarr"],
+            2,
+            ["EPSG:99999 is not a known CRS"],
+        ),
+        (
+            ["build-cube", "--aoi", "179.5,0,-179.5,1", *DAYS, "--out", "c.zarr"],
+            2,
+            ["crosses the antimeridian", "split it"],
+        ),
+        (
+            ["build-cube", "--aoi", "500000,5600000,501000,5601000", *DAYS, "--out", "c.zarr"],
+            2,
+            ["outside lon/lat range"],
+        ),
+        (
+            [
+                "build-cube",
+                "--aoi",
+                AOI,
+                "--start",
+                "2018-02-30",
+                "--end",
+                "2018-03-01",
+                "--out",
+                "c.zarr",
+            ],
+            2,
+            ["--start", "is not a date"],
+        ),
+        (
+            ["build-cube", "--aoi", AOI, *DAYS, "--chunk", "0", "--out", "c.zarr"],
+            2,
+            ["--chunk", "greater than or equal to 16"],
+        ),
+    ],
+)
+def test_bad_cube_requests_are_refused_before_any_network(here, args, code, needles):
+    _refused(here, [*args, "--stac-url", DEAD] if args[0] == "build-cube" else args, code, *needles)
+
+
+def test_fill_refusals_leave_no_product(here, cube_pc, model_tiny):
+    cube = str(cube_pc)
+    _refused(
+        here,
+        [
+            "fill",
+            "--cube",
+            cube,
+            "--method",
+            "persistence",
+            "--out",
+            "p.zarr",
+            "--dask-scheduler",
+            "garbage:::",
+        ],
+        2,
+        "is not a scheduler address",
+    )
+    _refused(
+        here,
+        [
+            "fill",
+            "--cube",
+            cube,
+            "--method",
+            "persistence",
+            "--out",
+            "p.zarr",
+            "--dask-scheduler",
+            "tcp://127.0.0.1:9",
+        ],
+        3,
+        "no Dask scheduler answers",
+    )
+    _refused(
+        here,
+        [
+            "fill",
+            "--cube",
+            cube,
+            "--model",
+            str(model_tiny),
+            "--method",
+            "auto",
+            "--out",
+            "p.zarr",
+            "--no-calibrate",
+        ],
+        2,
+        "--method auto decides on calibration itself",
+    )
+    _refused(
+        here,
+        [
+            "fill",
+            "--cube",
+            cube,
+            "--model",
+            str(model_tiny),
+            "--method",
+            "auto",
+            "--out",
+            "p.zarr",
+            "--evaluate-report",
+            "missing.json",
+        ],
+        2,
+        "missing.json does not exist",
+    )
+    _refused(
+        here, ["fill", "--cube", cube, "--model", "/etc", "--out", "p.zarr"], 2, "no model.json"
+    )
