@@ -101,7 +101,7 @@ def parse_aoi(text: str) -> AOI:
                 raise InputError(f"AOI file {text} is not valid GeoJSON ({exc})") from None
         elif len(parts := text.split(",")) == 4 and _all_floats(parts):
             minx, miny, maxx, maxy = (float(p) for p in parts)
-            if minx > maxx and miny < maxy and -180 <= maxx < minx <= 180:
+            if miny < maxy and -180 <= maxx < 0 < minx <= 180 and maxx + 360 - minx < 180:
                 raise InputError(
                     f"AOI bbox {text!r} crosses the antimeridian (minx > maxx): split it at "
                     "180 degrees into two AOIs and build a cube of each"

@@ -117,3 +117,10 @@ def test_one_day_parser_for_every_verb_converts_time_zones_to_utc():
             parse_day(bad)
         with pytest.raises(ValueError):
             CubeConfig(aoi="1,1,2,2", start=bad, end="2022-05-03")
+
+
+def test_a_bbox_across_the_antimeridian_is_told_to_split_and_a_swapped_one_is_not():
+    with pytest.raises(InputError, match="crosses the antimeridian"):
+        parse_aoi("179.5,0,-179.5,1")
+    with pytest.raises(InputError, match="zero or negative area"):
+        parse_aoi("3.1,50.8,3.0,50.9")
