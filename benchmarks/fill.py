@@ -15,7 +15,12 @@ the chosen preset (its cost does not depend on its weights):
   differs by up to 20 % between processes here, so the floor runs where the fill ran);
   no reads, references or writes. The same floor in this process is reported too.
 
+`halo_overhead`: pixels through the model / product pixels written (the halo a chunk
+reads for the model's receptive field and the day calibration's reach). `nocal`: the 1x
+fill again without day calibration (what calibration costs).
+
 Usage: python benchmarks/fill.py [--size 1024] [--dates 8] [--chunk 256] [--preset cpu-small]
+    [--parts 1x,4x,2w,nocal]
 """
 
 from __future__ import annotations
@@ -54,13 +59,16 @@ def _floor(run_dir: Path, windows: dict[str, int], tile: int) -> float:
     return time.perf_counter() - t0
 
 
-def _fill_runs(cube: Path, run_dir: Path, out: Path, workers: int, tile: int) -> dict:
+def _fill_runs(
+    cube: Path, run_dir: Path, out: Path, workers: int, tile: int, calibrate: bool = True
+) -> dict:
     """Fill twice on one fresh cluster (cold: workers import torch and load the model;
     warm: a second store), then the bare model on the same windows in a worker."""
     from distributed import Client
 
     from gapfill.cluster import local_cluster
     from gapfill.fill import FillConfig, fill
+    from gapfill.fill.calibrate import Calibration
 
     runs = {}
     with local_cluster(workers, torch_workers=True) as cluster, Client(cluster) as client:
@@ -70,7 +78,11 @@ def _fill_runs(cube: Path, run_dir: Path, out: Path, workers: int, tile: int) ->
                 t0 = time.perf_counter()
                 report = fill(
                     FillConfig(
-                        cube=str(cube), model=str(run_dir), out=str(out / name), quicklooks=False
+                        cube=str(cube),
+                        model=str(run_dir),
+                        out=str(out / name),
+                        quicklooks=False,
+                        calibration=Calibration(enabled=calibrate),
                     ),
                     dask_scheduler=cluster.scheduler_address,
                 )
@@ -82,6 +94,11 @@ def _fill_runs(cube: Path, run_dir: Path, out: Path, workers: int, tile: int) ->
                 "pixels_filled": report.pixels_filled,
                 "model_windows": report.model_windows,
                 "model_mpx": round(report.pixels_through_model / 1e6, 3),
+                "halo_overhead": round(
+                    report.pixels_through_model
+                    / max(report.pixels_filled + report.pixels_clear + report.pixels_unfilled, 1),
+                    3,
+                ),
                 "task_seconds": report.task_seconds,
             }
         if workers == 1:
@@ -98,7 +115,13 @@ def main() -> None:
     p.add_argument("--dates", type=int, default=8)
     p.add_argument("--chunk", type=int, default=256)
     p.add_argument("--preset", default="cpu-small")
+    p.add_argument(
+        "--parts",
+        default="1x,4x,2w,nocal",
+        help="1x, 4x (area), 2w (two workers at 1x), nocal (1x without day calibration)",
+    )
     a = p.parse_args()
+    parts = set(a.parts.split(","))
 
     from distributed import LocalCluster
 
@@ -129,30 +152,43 @@ def main() -> None:
         tile = 256
         one = _fill_runs(cubes["1x"], run_dir, tmp / "f1", 1, tile)
         floor_main = _floor(run_dir, one["warm"]["model_windows"], tile)
-        four = _fill_runs(cubes["4x"], run_dir, tmp / "f4", 1, tile)
-        two = _fill_runs(cubes["1x"], run_dir, tmp / "f1w2", 2, tile)
         import xarray as xr
 
         side = xr.open_zarr(cubes["1x"]).sizes["y"]
         area = one["warm"]["days_filled"] * side * side / 1e6
-        payload = {
+        payload: dict = {
+            "command": "benchmarks/fill.py " + " ".join(f"--{k} {v}" for k, v in vars(a).items()),
             "world": {"size": a.size, "dates": a.dates, "chunk": a.chunk, "tile": tile},
             "preset": a.preset,
             "fill_1x_1worker": one,
             "floor_1x_in_this_process_s": round(floor_main, 2),
-            "ratio_1x_warm_over_floor": round(one["warm"]["wall_s"] / one["floor_in_worker_s"], 3),
-            "ratio_1x_cold_over_floor": round(one["cold"]["wall_s"] / one["floor_in_worker_s"], 3),
-            "fill_4x_1worker": four,
-            "ratio_4x_warm_over_floor": round(
-                four["warm"]["wall_s"] / four["floor_in_worker_s"], 3
+            "time_ratio_1x_warm_over_floor_in_worker": round(
+                one["warm"]["wall_s"] / one["floor_in_worker_s"], 3
             ),
-            "rss_ratio_4x_over_1x": round(
-                four["cold"]["peak_rss_mb"] / one["cold"]["peak_rss_mb"], 3
+            "time_ratio_1x_warm_over_floor_in_process": round(
+                one["warm"]["wall_s"] / floor_main, 3
             ),
-            "fill_1x_2workers": two,
             "mpx_per_s_1x_1worker_warm": round(area / one["warm"]["wall_s"], 3),
-            "mpx_per_s_1x_2workers_warm": round(area / two["warm"]["wall_s"], 3),
         }
+        if "nocal" in parts:
+            nocal = _fill_runs(cubes["1x"], run_dir, tmp / "f1nc", 1, tile, calibrate=False)
+            payload["fill_1x_1worker_no_calibration"] = nocal
+            payload["time_ratio_1x_warm_calibrated_over_not"] = round(
+                one["warm"]["wall_s"] / nocal["warm"]["wall_s"], 3
+            )
+        if "4x" in parts:
+            four = _fill_runs(cubes["4x"], run_dir, tmp / "f4", 1, tile)
+            payload["fill_4x_1worker"] = four
+            payload["time_ratio_4x_warm_over_floor_in_worker"] = round(
+                four["warm"]["wall_s"] / four["floor_in_worker_s"], 3
+            )
+            payload["rss_ratio_4x_over_1x"] = round(
+                four["cold"]["peak_rss_mb"] / one["cold"]["peak_rss_mb"], 3
+            )
+        if "2w" in parts:
+            two = _fill_runs(cubes["1x"], run_dir, tmp / "f1w2", 2, tile)
+            payload["fill_1x_2workers"] = two
+            payload["mpx_per_s_1x_2workers_warm"] = round(area / two["warm"]["wall_s"], 3)
         path = write_result("fill", payload)
         print(json.dumps(payload, indent=2))
         print(f"wrote {path}")

@@ -12,6 +12,7 @@ so (`uses_later_days` names those that read days after the target).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,6 +118,7 @@ def fill_window_baseline(
     day's clear pixels with `calibration`."""
     s2_out, status, ref_dt, next_dt = empty_product(win, len(targets))
     usable = win.clear & np.isfinite(win.s2).all(axis=1)
+    cal_s = 0.0
     for j, t in enumerate(targets):
         cloudy = copy_observed(win, t, s2_out[j], status[j])
         if not fill_days[j] or not cloudy.any():
@@ -124,7 +126,9 @@ def fill_window_baseline(
         values = baseline_fill(method, win.times, win.s2, win.clear, t, horizon_days)
         if calibration is not None and calibration.enabled:
             has_value = np.isfinite(values).all(axis=0)
+            t_cal = time.perf_counter()
             values = calibrate_day(values, win, t, has_value, calibration)
+            cal_s += time.perf_counter() - t_cal
         todo = cloudy & np.isfinite(values).all(axis=0)
         s2_out[j][:, todo] = np.maximum(values[:, todo], layout.S2_MIN_VALID)
         status[j][todo] = product.FILLED
@@ -139,4 +143,4 @@ def fill_window_baseline(
         ref_dt[j][todo & used_prev] = age[prev[todo & used_prev]]
         next_dt[j][todo & used_next] = -age[nxt[todo & used_next]]
     later = BASELINES[method].uses_later_days
-    return FilledWindow(s2_out, status, ref_dt, 0, 0.0, next_dt if later else None)
+    return FilledWindow(s2_out, status, ref_dt, 0, 0.0, next_dt if later else None, cal_s)

@@ -215,7 +215,8 @@ def fill_task(
         seconds={
             "read": t1 - t0,
             "model": res.model_seconds,
-            "references": t2 - t1 - res.model_seconds,
+            "calibrate": res.calibrate_seconds,
+            "references": t2 - t1 - res.model_seconds - res.calibrate_seconds,
             "write": time.perf_counter() - t2,
         },
     )
