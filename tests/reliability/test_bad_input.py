@@ -103,74 +103,15 @@ def test_bad_cube_requests_are_refused_before_any_network(here, args, code, need
 
 
 def test_fill_refusals_leave_no_product(here, cube_pc, model_tiny):
-    cube = str(cube_pc)
-    _refused(
-        here,
-        [
-            "fill",
-            "--cube",
-            cube,
-            "--method",
-            "persistence",
-            "--out",
-            "p.zarr",
-            "--dask-scheduler",
-            "garbage:::",
-        ],
-        2,
-        "is not a scheduler address",
-    )
-    _refused(
-        here,
-        [
-            "fill",
-            "--cube",
-            cube,
-            "--method",
-            "persistence",
-            "--out",
-            "p.zarr",
-            "--dask-scheduler",
-            "tcp://127.0.0.1:9",
-        ],
-        3,
-        "no Dask scheduler answers",
-    )
-    _refused(
-        here,
-        [
-            "fill",
-            "--cube",
-            cube,
-            "--model",
-            str(model_tiny),
-            "--method",
-            "auto",
-            "--out",
-            "p.zarr",
-            "--no-calibrate",
-        ],
-        2,
-        "--method auto decides on calibration itself",
-    )
-    _refused(
-        here,
-        [
-            "fill",
-            "--cube",
-            cube,
-            "--model",
-            str(model_tiny),
-            "--method",
-            "auto",
-            "--out",
-            "p.zarr",
-            "--evaluate-report",
-            "missing.json",
-        ],
-        2,
-        "missing.json does not exist",
-    )
-    _refused(
-        here, ["fill", "--cube", cube, "--model", "/etc", "--out", "p.zarr"], 2, "no model.json"
-    )
+    fill = ["fill", "--cube", str(cube_pc), "--out", "p.zarr"]
+    base = [*fill, "--method", "persistence"]
+    auto = [*fill, "--model", str(model_tiny), "--method", "auto"]
+    cases = [
+        ([*base, "--dask-scheduler", "garbage:::"], 2, "is not a scheduler address"),
+        ([*base, "--dask-scheduler", "tcp://127.0.0.1:9"], 3, "no Dask scheduler answers"),
+        ([*auto, "--no-calibrate"], 2, "--method auto decides on calibration itself"),
+        ([*auto, "--evaluate-report", "missing.json"], 2, "missing.json does not exist"),
+        ([*fill, "--model", "/etc"], 2, "no model.json"),
+    ]
+    for args, code, needle in cases:
+        _refused(here, args, code, needle)
