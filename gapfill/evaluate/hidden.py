@@ -361,7 +361,7 @@ def evaluate(cfg: EvaluateConfig, out: str | Path | None = None) -> EvaluateRepo
     overlap = _training_overlap(card, cube, cfg.cube, inside_full)
     start, end = _days_in_range(cfg, card, overlap)
     rows, cols = np.nonzero(inside_full.any(axis=1))[0], np.nonzero(inside_full.any(axis=0))[0]
-    halo = card.receptive_field_px // 2
+    halo = card.receptive_field_px // 2 + cfg.calibration.halo_px  # the context fill reads
     ys = slice(max(rows[0] - halo, 0), min(rows[-1] + 1 + halo, cube.sizes["y"]))
     xs = slice(max(cols[0] - halo, 0), min(cols[-1] + 1 + halo, cube.sizes["x"]))
     crop = cube.isel(y=ys, x=xs)
