@@ -34,8 +34,8 @@ from gapfill.errors import InputError
 from gapfill.evaluate._region import region_mask
 from gapfill.fill import product
 from gapfill.fill.baselines import BASELINES, baseline_fill
-from gapfill.fill.calibrate import Calibration, calibrate, fit_mask
-from gapfill.fill.infer import Window, fill_window
+from gapfill.fill.calibrate import Calibration
+from gapfill.fill.infer import Window, calibrate_day, fill_window
 from gapfill.fill.run import check_fit
 from gapfill.grid import UTCDay
 from gapfill.metrics import HIGHER_IS_BETTER, METRICS, Scores, masked_scores
@@ -497,13 +497,11 @@ def _predict(
     out = {MODEL: sim}
     for name in BASELINES:
         out[name] = baseline_fill(name, times, s2, clear, t, horizon)
-    visible = fit_mask(seen[t - first], np.isfinite(s2[t]).all(axis=0), cfg.calibration.buffer_px)
     for name in calibrated:
         values = out[name]
-        fit = visible & np.isfinite(values).all(axis=0)
-        out[name + CAL] = np.maximum(
-            calibrate(values, s2[t], fit, cfg.calibration), layout.S2_MIN_VALID
-        )
+        has_value = np.asarray(np.isfinite(values).all(axis=0))
+        fitted = calibrate_day(values, win, t - first, has_value, cfg.calibration)
+        out[name + CAL] = np.maximum(fitted, layout.S2_MIN_VALID)
     return out
 
 

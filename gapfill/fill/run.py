@@ -167,21 +167,38 @@ def _attrs(cfg: FillConfig, cube: xr.Dataset, card: ModelCard | None, sha: str) 
 @contextlib.contextmanager
 def _removed_on_failure(out: Path, created: bool) -> Iterator[None]:
     """A product this run created is removed again (with its lock folder) if the run fails
-    before any day of it is complete: a refused or failed first run leaves nothing behind.
-    A product with complete days is kept, for the next run to resume."""
+    before any day of it is complete and no other run is filling days of it: a refused or
+    failed first run leaves nothing behind. A product with complete days is kept, for the
+    next run to resume."""
     try:
         yield
     except BaseException:
+        removed = False
         if created:
-            try:
-                flags = zarr.open_array(str(out / product.COMPLETE), mode="r")
-                untouched = not np.asarray(flags[:]).any()
-            except Exception:
-                untouched = True
-            if untouched:
-                shutil.rmtree(out, ignore_errors=True)
-                shutil.rmtree(_lock_dir(out), ignore_errors=True)
+            with _store_lock(out):
+                try:
+                    flags = zarr.open_array(str(out / product.COMPLETE), mode="r")
+                    untouched = not np.asarray(flags[:]).any()
+                except Exception:
+                    untouched = True
+                if untouched and not _others_filling(out):
+                    shutil.rmtree(out, ignore_errors=True)
+                    removed = True
+        if removed:
+            shutil.rmtree(_lock_dir(out), ignore_errors=True)
         raise
+
+
+def _others_filling(out: Path) -> bool:
+    """Whether another run holds the lock of a day of `out` (ours are released by now)."""
+    with contextlib.ExitStack() as held:
+        try:
+            for lock in _lock_dir(out).glob("*.lock"):
+                if lock.name != "store.lock":
+                    held.enter_context(_flock(lock, "held"))
+        except InputError:
+            return True
+    return False
 
 
 def _lock_dir(out: Path) -> Path:

@@ -229,6 +229,7 @@ def test_a_second_run_on_days_being_written_is_refused(
     with _flock(_lock_dir(out) / f"{day}.lock", "held by the test"):
         with pytest.raises(InputError, match="being filled by another run"):
             _fill(cube_pc, model_tiny, out, dask_address, dates=(day,), quicklooks=False)
+        assert out.exists()  # the refused run created it, but another run is filling it
     report = _fill(cube_pc, model_tiny, out, dask_address, dates=(day,), quicklooks=False)
     assert report.days_filled == [day] or report.days_copied == [day]
     t = 3
