@@ -556,6 +556,9 @@ def demo_cmd(
     run_demo(out, size=size, real=real)
 
 
+_RESUME = "what is complete is kept; run the same command again to resume"
+
+
 def main() -> None:
     """Console entry point: one clear line and a non-zero exit for user errors."""
     try:
@@ -564,15 +567,16 @@ def main() -> None:
         print(f"gapfill: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except typer.Abort:
-        print("gapfill: interrupted", file=sys.stderr)
+        print(f"gapfill: interrupted: {_RESUME}", file=sys.stderr)
         sys.exit(130)
     except typer.TyperException as exc:
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         print(f"gapfill: error: {message} (see --help)", file=sys.stderr)
         sys.exit(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
-        print("gapfill: interrupted", file=sys.stderr)
-        sys.exit(130)
+        code = 130
+    if code == 130:  # typer turns Ctrl-C into Exit(130)
+        print(f"gapfill: interrupted: {_RESUME}", file=sys.stderr)
     sys.exit(code if isinstance(code, int) else 0)
 
 

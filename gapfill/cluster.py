@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,14 +34,45 @@ def local_cluster(n_workers: int | None = None, *, torch_workers: bool = False) 
     # The whole mapping: dask.config turns "_" into "-" in dotted keys.
     with (
         dask.config.set({"distributed.nanny.pre-spawn-environ": environ}),
-        LocalCluster(
+        _sigint_ignored_by_children(),
+    ):
+        cluster = LocalCluster(
             n_workers=n_workers or min(2, os.cpu_count() or 1),
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
-        ) as cluster,
-    ):
-        yield cluster
+        )
+    with cluster:
+        try:
+            yield cluster
+        except KeyboardInterrupt:
+            _quiet_teardown()
+            raise
+
+
+@contextlib.contextmanager
+def _sigint_ignored_by_children() -> Iterator[None]:
+    """Ctrl-C in a terminal signals the whole process group. Worker processes spawned
+    while SIGINT is ignored keep ignoring it (an ignored signal survives exec, and Python
+    then installs no KeyboardInterrupt handler), so only the gapfill process reacts: it
+    stops, closes the cluster and says how to resume, instead of every worker printing
+    its own traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _quiet_teardown() -> None:
+    """After Ctrl-C, closing the cluster cancels its in-flight gathers and connections;
+    Dask and asyncio log each as an error with a traceback. The user asked to stop: the
+    one line `gapfill: interrupted` says what happened."""
+    for name in ("distributed", "asyncio", "tornado"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
 @contextlib.contextmanager
@@ -72,7 +105,13 @@ def dask_client(
         Client(cluster) as client,
     ):
         _forward_logs(client)
-        yield client
+        try:
+            yield client
+        except KeyboardInterrupt:
+            _quiet_teardown()
+            with contextlib.suppress(Exception):
+                client.run(_quiet_teardown)
+            raise
 
 
 def _forward_logs(client: Any) -> None:

@@ -383,38 +383,39 @@ def fill(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillReport:
     complete_cube = cube[layout.COMPLETE].values
     created = not out.exists()
     existing = _open_or_create(out, cube, chunk, _attrs(cfg, cube, card, sha), sha)
-    with (
-        _removed_on_failure(out, created),
-        dask_client(dask_scheduler, torch_workers=True) as client,
-    ):
-        if cfg.device == "cuda":
-            _require_gpus(client)
-        share, has_s1 = _day_stats(cube, chosen)
-        chunk = int(existing[product.S2].encoding["chunks"][-1])
-        done = existing[product.COMPLETE].values
-        todo: list[tuple[int, bool]] = []
-        for k, t in enumerate(chosen):
-            if not complete_cube[t]:
-                report.days_skipped[days[t]] = "the cube's day is incomplete (re-run build-cube)"
-            elif done[t] and not cfg.overwrite:
-                report.days_skipped[days[t]] = "already complete (use --overwrite to redo)"
-            elif share[k] > cfg.min_cloud and not has_s1[k] and cfg.method == "model":
-                report.days_skipped[days[t]] = "no Sentinel-1 within the cube's max gap: copied"
-                todo.append((t, False))
-            else:
-                todo.append((t, bool(share[k] > cfg.min_cloud)))
-        for day, why in report.days_skipped.items():
-            log.info("%s: %s", day, why)
-        locks = contextlib.ExitStack()
-        with locks:
-            for t, _ in todo:
-                locks.enter_context(
-                    _flock(
-                        _lock_dir(out) / f"{days[t]}.lock",
-                        f"{days[t]} is being filled by another run into {out}: wait for it "
-                        "or choose other --dates",
-                    )
+    done = existing[product.COMPLETE].values
+    for t in chosen:
+        if not complete_cube[t]:
+            report.days_skipped[days[t]] = "the cube's day is incomplete (re-run build-cube)"
+        elif done[t] and not cfg.overwrite:
+            report.days_skipped[days[t]] = "already complete (use --overwrite to redo)"
+    candidates = [t for t in chosen if days[t] not in report.days_skipped]
+    locks = contextlib.ExitStack()
+    # The day locks come before the Dask cluster: a second run on the same days is
+    # refused in a second, not after a cluster start.
+    with _removed_on_failure(out, created), locks:
+        for t in candidates:
+            locks.enter_context(
+                _flock(
+                    _lock_dir(out) / f"{days[t]}.lock",
+                    f"{days[t]} is being filled by another run into {out}: wait for it "
+                    "or choose other --dates",
                 )
+            )
+        with dask_client(dask_scheduler, torch_workers=True) as client:
+            if cfg.device == "cuda":
+                _require_gpus(client)
+            chunk = int(existing[product.S2].encoding["chunks"][-1])
+            share, has_s1 = _day_stats(cube, candidates)
+            todo: list[tuple[int, bool]] = []
+            for k, t in enumerate(candidates):
+                if share[k] > cfg.min_cloud and not has_s1[k] and cfg.method == "model":
+                    report.days_skipped[days[t]] = "no Sentinel-1 within the cube's max gap: copied"
+                    todo.append((t, False))
+                else:
+                    todo.append((t, bool(share[k] > cfg.min_cloud)))
+            for day, why in report.days_skipped.items():
+                log.info("%s: %s", day, why)
             group = zarr.open_group(str(out), mode="r+", zarr_format=3, use_consolidated=False)
             flags = group[product.COMPLETE]
             assert isinstance(flags, zarr.Array)

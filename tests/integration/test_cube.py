@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +19,15 @@ from scipy import ndimage
 
 from gapfill.cube import build_cube, cube_info
 from gapfill.cube.build import FAULT_ENV
-from tests.conftest import CHUNK, REAL_BOUNDS, cube_config, inset_aoi, world_meta
+from tests.conftest import (
+    CHUNK,
+    REAL_BOUNDS,
+    assert_clean_interrupt,
+    cube_config,
+    inset_aoi,
+    signal_midway,
+    world_meta,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -158,36 +165,22 @@ def test_incremental_append_equals_a_single_run(
     _assert_same_cube(out, cube_pc)
 
 
-def _cli_build(
-    world: Path, url: str, out: Path, address: str, env: dict | None = None, wait: bool = True
-) -> subprocess.Popen | subprocess.CompletedProcess:
+def _build_argv(world: Path, url: str, out: Path, address: str | None) -> list[str]:
     meta = world_meta(world)
-    args = [
-        *GAPFILL,
-        "build-cube",
-        "--aoi",
-        inset_aoi(world),
-        "--start",
-        meta["s2"][0]["datetime"][:10],
-        "--end",
-        meta["s2"][-1]["datetime"][:10],
-        "--stac-url",
-        url,
-        "--out",
-        str(out),
-        "--chunk",
-        str(CHUNK),
-        "--batch-days",
-        "2",
-        "--dask-scheduler",
-        address,
-    ]
+    return [
+        *GAPFILL, "build-cube", "--aoi", inset_aoi(world),
+        "--start", meta["s2"][0]["datetime"][:10], "--end", meta["s2"][-1]["datetime"][:10],
+        "--stac-url", url, "--out", str(out), "--chunk", str(CHUNK), "--batch-days", "2",
+        *(["--dask-scheduler", address] if address else []),
+    ]  # fmt: skip
+
+
+def _cli_build(
+    world: Path, url: str, out: Path, address: str, env: dict | None = None
+) -> subprocess.CompletedProcess:
     full_env = {**os.environ, **(env or {})}
-    if wait:
-        return subprocess.run(args, capture_output=True, text=True, env=full_env, timeout=300)
-    return subprocess.Popen(
-        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=full_env
-    )
+    args = _build_argv(world, url, out, address)
+    return subprocess.run(args, capture_output=True, text=True, env=full_env, timeout=300)
 
 
 def test_resume_after_an_injected_kill_equals_a_single_run(
@@ -205,21 +198,35 @@ def test_resume_after_an_injected_kill_equals_a_single_run(
     _assert_same_cube(out, cube_pc)
 
 
-def test_resume_after_a_real_sigkill_equals_a_single_run(
-    tmp_path, cube_pc, world_pc, stac_api, dask_address
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
+def test_resume_after_a_real_signal_equals_a_single_run(
+    tmp_path, cube_pc, world_pc, stac_api, dask_address, sig
 ):
-    out = tmp_path / "sigkill.zarr"
-    proc = _cli_build(world_pc, stac_api.url, out, dask_address, wait=False)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if zarr.open_group(str(out), mode="r")["complete"][:].any():
-                break
-        except Exception:  # the store is not there yet
-            pass
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    """The run owns its LocalCluster. SIGKILL of the gapfill process, or Ctrl-C to its
+    whole process group (as a terminal sends it) once some days are complete: the re-run
+    completes the cube exactly; Ctrl-C also stops cleanly (see assert_clean_interrupt)."""
+    out, err = tmp_path / "signalled.zarr", tmp_path / "stderr.txt"
+    with err.open("w") as stderr:
+        proc = subprocess.Popen(
+            _build_argv(world_pc, stac_api.url, out, None),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+        )
+
+        def some_days_complete() -> bool:
+            try:
+                return bool(zarr.open_group(str(out), mode="r")["complete"][:].any())
+            except Exception:  # the store is not there yet
+                return False
+
+        group = sig != signal.SIGKILL
+        seconds, children = signal_midway(proc, sig, some_days_complete, group=group)
+    if sig == signal.SIGINT:
+        assert_clean_interrupt(proc, err.read_text(), seconds, children)
+    else:
+        assert proc.returncode == -signal.SIGKILL
+    assert not zarr.open_group(str(out), mode="r")["complete"][:].all()
     resumed = _cli_build(world_pc, stac_api.url, out, dask_address)
     assert resumed.returncode == 0, resumed.stderr
     _assert_same_cube(out, cube_pc)

@@ -20,7 +20,7 @@ from gapfill.cube import layout
 from gapfill.errors import InputError
 from gapfill.fill import FillConfig, fill, product
 from gapfill.fill.run import FAULT_ENV
-from tests.conftest import save_untrained_model
+from tests.conftest import assert_clean_interrupt, save_untrained_model, signal_midway
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -166,25 +166,32 @@ def test_resume_after_an_injected_kill_equals_an_uninterrupted_run(
     _assert_same(_values(filled[0]), _values(out))
 
 
-def test_resume_after_a_real_sigkill_equals_an_uninterrupted_run(
-    tmp_path, filled, cube_pc, model_tiny
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
+def test_resume_after_a_real_signal_equals_an_uninterrupted_run(
+    tmp_path, filled, cube_pc, model_tiny, sig
 ):
-    """The run owns its LocalCluster here: a SIGKILL mid-way must leave no half-day."""
-    out = tmp_path / "filled.zarr"
-    proc = subprocess.Popen(
-        _fill_argv(cube_pc, model_tiny, out, "--tile", "16"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+    """The run owns its LocalCluster here: a SIGKILL of the gapfill process, or Ctrl-C to
+    its whole process group, mid-way must leave no half-day; Ctrl-C also stops cleanly."""
+    out, err = tmp_path / "filled.zarr", tmp_path / "stderr.txt"
+
+    def some_chunks_written() -> bool:
         chunks = list((out / product.S2 / "c").rglob("*")) if (out / product.S2).exists() else []
-        if sum(p.is_file() for p in chunks) >= 4:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+        return sum(p.is_file() for p in chunks) >= 4
+
+    with err.open("w") as stderr:
+        proc = subprocess.Popen(
+            _fill_argv(cube_pc, model_tiny, out, "--tile", "16"),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+        )
+        seconds, children = signal_midway(
+            proc, sig, some_chunks_written, group=sig != signal.SIGKILL
+        )
+    if sig == signal.SIGINT:
+        assert_clean_interrupt(proc, err.read_text(), seconds, children)
+    else:
+        assert proc.returncode == -signal.SIGKILL
     r = _cli_fill(cube_pc, model_tiny, out)
     assert r.returncode == 0, r.stderr[-2000:]
     _assert_same(_values(filled[0]), _values(out))
@@ -227,8 +234,12 @@ def test_a_second_run_on_days_being_written_is_refused(
     out = tmp_path / "filled.zarr"
     day = str(xr.open_zarr(cube_pc)["time"].values[3])[:10]
     with _flock(_lock_dir(out) / f"{day}.lock", "held by the test"):
+        # Refused before any cluster: nothing listens at this scheduler address (a run
+        # that connected first would fail with "no Dask scheduler answers" after 10 s).
+        t0 = time.monotonic()
         with pytest.raises(InputError, match="being filled by another run"):
-            _fill(cube_pc, model_tiny, out, dask_address, dates=(day,), quicklooks=False)
+            _fill(cube_pc, model_tiny, out, "tcp://127.0.0.1:9", dates=(day,), quicklooks=False)
+        assert time.monotonic() - t0 < 5
         assert out.exists()  # the refused run created it, but another run is filling it
     report = _fill(cube_pc, model_tiny, out, dask_address, dates=(day,), quicklooks=False)
     assert report.days_filled == [day] or report.days_copied == [day]
