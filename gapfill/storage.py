@@ -8,11 +8,13 @@ reads the user's input so that workers elsewhere (Ray, Dask) see the same path.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from typing import Any
 
 from gapfill.errors import InputError
 
-__all__ = ["is_url", "absolute", "shown", "require_writable"]
+__all__ = ["is_url", "absolute", "shown", "redacted_options", "require_writable"]
 
 
 def is_url(location: str) -> bool:
@@ -33,6 +35,24 @@ def shown(location: str) -> str:
         return location
     scheme, _, rest = location.partition("://")
     return f"{scheme}://{rest.rpartition('@')[2].split('?')[0]}"
+
+
+# storage_options keys whose values are credentials (s3fs key/secret/token, adlfs
+# account_key/sas_token/client_secret, gcsfs token, passwords, signed query parts).
+_SECRET = re.compile(r"key|secret|token|password|credential|sas|sig", re.IGNORECASE)
+
+
+def redacted_options(options: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`storage_options` with every credential value replaced by "***", nested dicts too:
+    what a run may write into files (config.json, checkpoints, attrs) and logs."""
+    if options is None:
+        return None
+    return {
+        k: redacted_options(v)
+        if isinstance(v, dict)
+        else ("***" if _SECRET.search(str(k)) and v is not None else v)
+        for k, v in options.items()
+    }
 
 
 def require_writable(location: str | Path, flag: str) -> None:

@@ -40,7 +40,7 @@ from gapfill.fill.run import check_fit
 from gapfill.grid import UTCDay
 from gapfill.metrics import HIGHER_IS_BETTER, METRICS, Scores, masked_scores
 from gapfill.models.card import ModelCard, load_model, weights_sha256
-from gapfill.storage import absolute, require_writable
+from gapfill.storage import absolute, require_writable, shown
 
 __all__ = [
     "EvaluateConfig",
@@ -261,7 +261,7 @@ def _training_overlap(card: ModelCard, cube: Any, cube_path: str, inside: np.nda
     """Share of the evaluation region's pixels the model was trained on, if it was trained
     on this cube (0 otherwise); days are handled by `training_until`."""
     same = str(cube.attrs.get(layout.CUBE_ID, "")) in {i for i in card.training_cube_ids if i}
-    same |= absolute(cube_path) in card.training_cubes
+    same |= shown(absolute(cube_path)) in card.training_cubes
     if not same:
         return 0.0
     trained = region_mask(cube, card.training_region)

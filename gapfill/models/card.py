@@ -7,6 +7,7 @@ all that is needed to rebuild the network and to feed it as it was trained.
 from __future__ import annotations
 
 import hashlib
+import pickle
 from datetime import date
 from pathlib import Path
 
@@ -107,8 +108,16 @@ def load_model(run_dir: str | Path) -> tuple[Generator, ModelCard]:
     generator = Generator(card.generator)
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise InputError(
+            f"{weights} cannot be loaded: it holds objects other than tensors (pickled "
+            "code?) and gapfill loads weights only; use a model.pt written by 'gapfill train'"
+        ) from None
+    except Exception as exc:  # corrupt file
+        raise InputError(f"{weights} cannot be loaded ({str(exc).splitlines()[0][:160]})") from None
+    try:
         generator.load_state_dict(state)
-    except Exception as exc:  # corrupt file, foreign state dict
+    except Exception as exc:  # a foreign state dict
         raise InputError(
             f"{weights} cannot be loaded into the card's generator "
             f"({str(exc).splitlines()[0][:160]})"

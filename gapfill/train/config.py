@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from gapfill.errors import InputError
-from gapfill.storage import absolute
+from gapfill.storage import absolute, redacted_options, shown
 from gapfill.train.data import DataConfig
 
 __all__ = ["TrainConfig", "load_train_config", "TRAIN_PRESETS"]
@@ -73,6 +73,19 @@ class TrainConfig(BaseModel):
         description="warm start: RUN_DIR of a finished run of the same architecture whose "
         "weights this run starts from (e.g. pre-trained on synthetic worlds)",
     )
+
+    def redacted(self) -> TrainConfig:
+        """This config without credentials (user-info and query strings of URLs, secret
+        storage options): what config.json, checkpoints and the model card keep. Workers
+        get the full config in memory; a re-run passes its credentials again."""
+        data = self.data.model_copy(
+            update={
+                "cubes": tuple(shown(c) for c in self.data.cubes),
+                "storage_options": redacted_options(self.data.storage_options),
+            }
+        )
+        checkpoints = None if self.checkpoints is None else shown(self.checkpoints)
+        return self.model_copy(update={"data": data, "checkpoints": checkpoints})
 
     @property
     def both(self) -> bool:

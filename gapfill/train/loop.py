@@ -200,17 +200,33 @@ def train_loop_per_worker(config: dict) -> None:
                     "opt_d": opt_d.state_dict() if opt_d is not None else {},
                     "epoch": epoch,
                     "history": history,
-                    "config": cfg.model_dump_json(),
+                    "config": cfg.redacted().model_dump_json(),
                 }
                 torch.save(state, Path(tmp) / STATE_FILE)
-                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+                reported = _report(metrics, ray.train.Checkpoint.from_directory(tmp))
         else:
-            ray.train.report(metrics)
+            reported = _report(metrics)
+        if not reported:
+            return
         if fault_after is not None and epoch == int(fault_after["epoch"]) and rank == 0:
             marker = Path(fault_after["marker"])
             if not marker.exists():
                 marker.write_text(str(epoch))
                 raise RuntimeError(f"injected failure after epoch {epoch}")
+
+
+def _report(metrics: dict[str, float], checkpoint: Any = None) -> bool:
+    """`ray.train.report`; False when the run is being aborted (Ctrl-C on the driver:
+    Ray Train kills its synchronisation actor first), so that the worker stops quietly
+    instead of printing a traceback after the user asked to stop."""
+    import ray
+
+    try:
+        ray.train.report(metrics, checkpoint=checkpoint)
+    except ray.exceptions.RayActorError:
+        log.debug("the run is being aborted: stopping this worker")
+        return False
+    return True
 
 
 def ddp_options() -> dict[str, Any]:

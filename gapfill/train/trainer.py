@@ -7,7 +7,10 @@ import io
 import json
 import logging
 import os
+import signal
+import threading
 from pathlib import Path
+from typing import Any
 
 import pyarrow.fs as pafs
 import torch
@@ -234,12 +237,19 @@ def _check_checkpoint(fs: pafs.FileSystem, root: str, storage: str, cfg: TrainCo
             f"checkpoint {where} cannot be read ({why}): move "
             f"{shown(storage)} aside to start over, or choose another --out/--checkpoints"
         ) from None
-    diff = [k for k in _FIXED if getattr(old, k) != getattr(cfg, k)]
+    diff = _differences(old, cfg)
     if diff:
         raise InputError(
             f"checkpoint {where} belongs to a run with other {', '.join(diff)}: give this "
             "run its own --checkpoints location"
         )
+
+
+def _differences(old: TrainConfig, new: TrainConfig) -> list[str]:
+    """The settings a resumed run must keep that differ, compared without credentials
+    (what config.json and checkpoints store; older runs may still hold some)."""
+    a, b = old.redacted(), new.redacted()
+    return [k for k in _FIXED if getattr(a, k) != getattr(b, k)]
 
 
 def _check_run_dir(run_dir: Path, cfg: TrainConfig) -> None:
@@ -252,9 +262,9 @@ def _check_run_dir(run_dir: Path, cfg: TrainConfig) -> None:
             raise InputError(
                 f"{existing} is not a gapfill training config: choose another --out"
             ) from None
-        diff = [k for k in _FIXED if getattr(old, k) != getattr(cfg, k)]
+        diff = _differences(old, cfg)
         default = str(run_dir / "ray")
-        if (old.checkpoints or default) != (cfg.checkpoints or default):
+        if (old.redacted().checkpoints or default) != (cfg.redacted().checkpoints or default):
             where = old.checkpoints or default
             how = "omit --checkpoints" if old.checkpoints is None else "pass its --checkpoints"
             raise InputError(
@@ -305,6 +315,22 @@ def _fit_patch(cfg: TrainConfig) -> TrainConfig:
     return cfg.model_copy(update={"data": cfg.data.model_copy(update={"patch": fit})})
 
 
+def _fit(trainer: Any) -> Any:
+    """`trainer.fit()` with Ctrl-C reported as Ctrl-C. Ray Train installs its own SIGINT
+    handler for the call (it aborts the run, then `sys.exit`s) and never restores the
+    previous one: restore it, and turn that exit into the KeyboardInterrupt it was, so
+    the CLI says `interrupted` and how to resume (the last checkpoint is kept)."""
+    on_main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if on_main else None
+    try:
+        return trainer.fit()
+    except SystemExit:
+        raise KeyboardInterrupt from None
+    finally:
+        if on_main:
+            signal.signal(signal.SIGINT, previous)
+
+
 def train(cfg: TrainConfig) -> TrainResult:
     """Train `cfg.method` on the cubes through Ray Train; re-running resumes; exports
     RUN_DIR/model.pt + model.json + metrics.csv."""
@@ -325,7 +351,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         _check_writable(fs, root, storage)
     _check_checkpoint(fs, root, storage, cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
+    (run_dir / "config.json").write_text(cfg.redacted().model_dump_json(indent=2))
     started = _ray(cfg.ray_address, cfg.workers * cfg.cpus_per_worker)
     try:
         _check_resources(cfg)
@@ -354,7 +380,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                 callbacks=[_MetricsCsv(run_dir / "metrics.csv")],  # type: ignore[list-item]
             ),
         )
-        result = trainer.fit()
+        result = _fit(trainer)
     finally:
         if started:
             import ray
@@ -377,7 +403,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         normalisation=cfg.data.normalisation,
         reference=cfg.data.reference,
         receptive_field_px=receptive_field(g),
-        training_cubes=cfg.data.cubes,
+        training_cubes=cfg.redacted().data.cubes,
         training_cube_ids=tuple(
             str(open_cube(c, cfg.data.storage_options).attrs.get(layout.CUBE_ID, ""))
             for c in cfg.data.cubes

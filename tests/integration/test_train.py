@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -16,6 +17,7 @@ import xarray as xr
 from gapfill.errors import InputError
 from gapfill.models.card import load_model
 from gapfill.train import DataConfig, TrainConfig, build_index, train
+from tests.conftest import assert_clean_interrupt, signal_midway
 
 pytestmark = pytest.mark.integration
 
@@ -211,6 +213,28 @@ def test_bad_inputs(tmp_path, cube_pc):
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
 
 
+def test_ctrl_c_stops_training_cleanly(tmp_path, cube_pc):
+    """Ctrl-C to the process group of `gapfill train` (its own local Ray) once an epoch is
+    done: exit 130 within seconds, one line, Ray's processes gone, no model exported."""
+    out, err = tmp_path / "run", tmp_path / "stderr.txt"
+    argv = [
+        sys.executable, "-m", "gapfill.cli", "train", "--cube", str(cube_pc), "--patch", "32",
+        "--method", "cnn", "--preset", "test-tiny", "--epochs", "500", "--out", str(out),
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    with err.open("w") as stderr:
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=stderr, env=env, start_new_session=True
+        )
+        metrics = out / "metrics.csv"
+        seconds, children = signal_midway(
+            proc, signal.SIGINT, lambda: metrics.exists() and len(metrics.read_text().split()) > 1,
+            group=True, timeout=180,
+        )  # fmt: skip
+    assert_clean_interrupt(proc, err.read_text(), seconds, children)
+    assert not (out / "model.pt").exists()
+
+
 def test_several_cubes_train_together(tmp_path, cube_pc, cube_es, ray_runtime):
     """The paper's Case 2 "mixed" set: samples from two cubes of different landscapes."""
     data = DataConfig(cubes=(str(cube_pc), str(cube_es)), patch=32)
@@ -303,7 +327,7 @@ def test_cubes_on_an_object_store_train_like_local_ones(
     options = {
         "endpoint_url": f"http://{object_store.endpoint}",
         "key": "testing",
-        "secret": "testing",
+        "secret": "s3cr3t-never-written",  # moto takes any secret
     }
     remote = DataConfig(cubes=(url,), patch=32, storage_options=options)
     local = DataConfig(cubes=(str(cube_pc),), patch=32)
@@ -322,6 +346,16 @@ def test_cubes_on_an_object_store_train_like_local_ones(
     _, card = load_model(result.run_dir)
     assert card.training_cubes == (url,) and card.epochs == 1
     assert result.history[0]["steps"] > 0
+    # Credentials (the secret option, user-info in the checkpoint URL) reach no file the
+    # run writes: not RUN_DIR, not the checkpoint in the bucket.
+    written = [p.read_bytes() for p in result.run_dir.rglob("*") if p.is_file()]
+    states = [k for k in object_store.keys("runs/remote") if k.endswith("/state.pt")]
+    written += [object_store.fs.open_input_stream(k).read() for k in states]
+    assert states and len(written) > len(states)
+    for secret in (b"s3cr3t-never-written", b"testing:testing@"):
+        assert not [w for w in written if secret in w], secret
+    # ... and the same command (credentials given again) resumes the run, not refused.
+    assert train(cfg).history == result.history
     with pytest.raises(InputError, match="is not a Zarr store"):
         build_index(DataConfig(cubes=(url + "-missing",), patch=32, storage_options=options), "B")
 

@@ -115,3 +115,43 @@ def test_fill_refusals_leave_no_product(here, cube_pc, model_tiny):
     ]
     for args, code, needle in cases:
         _refused(here, args, code, needle)
+
+
+class _Payload:
+    """Unpickling this runs a shell command: what a booby-trapped model.pt would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_model_carrying_code_is_refused_and_never_run(here, cube_pc, model_tiny):
+    import shutil
+
+    import torch
+
+    run = here / "trap"
+    shutil.copytree(model_tiny, run)
+    marker = here / "ran"
+    torch.save({"weight": _Payload(marker)}, run / "model.pt")
+    for args in (
+        ["fill", "--cube", str(cube_pc), "--model", str(run), "--out", "p.zarr"],
+        ["evaluate", "--cube", str(cube_pc), "--model", str(run), "--out", "ev"],
+        ["train", "--cube", str(cube_pc), "--init", str(run), "--out", "r", "--patch", "32"],
+    ):
+        _refused(here, args, 2, "model.pt cannot be loaded", "weights only")
+        assert not marker.exists()  # torch.load(weights_only=True) never ran the payload
+
+
+def test_yaml_with_python_tags_is_refused_and_never_run(here, cube_pc):
+    marker = here / "ran"
+    trap = here / "trap.yaml"
+    trap.write_text(f'epochs: !!python/object/apply:os.system ["touch {marker}"]\n')
+    _refused(here, ["train", "--config", "trap.yaml", "--cube", str(cube_pc)], 2, "trap.yaml")
+    search = ["search", "--aoi", AOI, *DAYS, "--stac-url", DEAD, "--profile", "trap.yaml"]
+    _refused(here, search, 2, "trap.yaml")
+    assert not marker.exists()
