@@ -54,6 +54,8 @@ def quicklook(filled: str | Path, day: str, png: str | Path) -> Path:
     from PIL import Image, ImageDraw
 
     require_writable(png, "--out")
+    if Path(png).is_dir():
+        raise InputError(f"--out {png} is a folder: give the PNG file to write")
     try:
         ds = xr.open_zarr(filled)
     except Exception:
@@ -100,6 +102,10 @@ def quicklook(filled: str | Path, day: str, png: str | Path) -> Path:
     png = Path(png)
     png.parent.mkdir(parents=True, exist_ok=True)
     tmp = png.with_name(f".{png.name}.tmp.png")
-    canvas.save(tmp)
-    tmp.replace(png)
+    try:
+        canvas.save(tmp)
+        tmp.replace(png)
+    except BaseException:  # disk full, permissions, Ctrl-C: no half-written leftover
+        tmp.unlink(missing_ok=True)
+        raise
     return png

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from tests.conftest import world_meta
@@ -162,20 +163,27 @@ def _serve(world: Path, port: int) -> tuple[subprocess.Popen, str]:
     return proc, line.split()[2]
 
 
+def _postgres_children(proc: subprocess.Popen) -> list[psutil.Process]:
+    """The PostgreSQL processes this server started (its own descendants only: other
+    servers on the machine, other test sessions' too, are none of this test's business)."""
+    kids = psutil.Process(proc.pid).children(recursive=True)
+    return [p for p in kids if p.name() == "postgres"]
+
+
 def test_serve_stops_cleanly_on_sigterm(world_pc):
     from gapfill.stac.server import free_port
 
-    before = _postgres_pids()
     port = free_port()
     proc, url = _serve(world_pc, port)
     assert httpx.get(f"{url}/collections").status_code == 200
-    started = _postgres_pids() - before
+    started = _postgres_children(proc)
     assert started
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
     assert "stopped" in proc.stdout.read()
     assert not _port_open(port)
-    assert not (_postgres_pids() & started)
+    _, alive = psutil.wait_procs(started, timeout=10)
+    assert not alive
 
 
 def test_serve_refuses_a_port_in_use_and_starts_nothing(world_pc):
@@ -192,17 +200,18 @@ def test_serve_refuses_a_port_in_use_and_starts_nothing(world_pc):
 def test_a_killed_server_leaves_nothing_running(world_pc):
     from gapfill.stac.server import free_port
 
-    before = _postgres_pids()
     port = free_port()
     proc, url = _serve(world_pc, port)
-    assert _postgres_pids() - before
+    started = _postgres_children(proc)
+    assert started
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and (_port_open(port) or _postgres_pids() - before):
+    _, alive = psutil.wait_procs(started, timeout=20)
+    assert not alive
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _port_open(port):
         time.sleep(0.2)
     assert not _port_open(port)
-    assert not (_postgres_pids() - before)
 
 
 def _postgres_pids() -> set[int]:

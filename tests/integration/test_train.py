@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
 
@@ -17,14 +16,15 @@ import xarray as xr
 from gapfill.errors import InputError
 from gapfill.models.card import load_model
 from gapfill.train import DataConfig, TrainConfig, build_index, train
-from tests.conftest import assert_clean_interrupt, signal_midway
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_runtime():
-    """One local Ray runtime for all training tests."""
+    """One local Ray runtime for the training tests of this module, stopped after them:
+    a second local Ray on the machine confuses Ray's own address lookup (the CLI tests
+    in tests/reliability start theirs) and its driver listens on every interface."""
     import ray
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -133,7 +133,7 @@ def test_resume_after_an_injected_failure_equals_an_uninterrupted_run(
     assert more.history[:2] == resumed.history
 
 
-def test_a_few_hundred_mtcnn_steps_beat_the_o1_baseline_on_a_held_out_region(
+def test_a_few_hundred_mtcnn_steps_improve_on_a_held_out_region(
     tmp_path, cube_pc, ray_runtime, world_pc
 ):
     from tests.conftest import world_meta
@@ -211,28 +211,6 @@ def test_bad_inputs(tmp_path, cube_pc):
         [*run[:-2], "--out", str(other)], capture_output=True, text=True, timeout=180
     )
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
-
-
-def test_ctrl_c_stops_training_cleanly(tmp_path, cube_pc):
-    """Ctrl-C to the process group of `gapfill train` (its own local Ray) once an epoch is
-    done: exit 130 within seconds, one line, Ray's processes gone, no model exported."""
-    out, err = tmp_path / "run", tmp_path / "stderr.txt"
-    argv = [
-        sys.executable, "-m", "gapfill.cli", "train", "--cube", str(cube_pc), "--patch", "32",
-        "--method", "cnn", "--preset", "test-tiny", "--epochs", "500", "--out", str(out),
-    ]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    with err.open("w") as stderr:
-        proc = subprocess.Popen(
-            argv, stdout=subprocess.DEVNULL, stderr=stderr, env=env, start_new_session=True
-        )
-        metrics = out / "metrics.csv"
-        seconds, children = signal_midway(
-            proc, signal.SIGINT, lambda: metrics.exists() and len(metrics.read_text().split()) > 1,
-            group=True, timeout=180,
-        )  # fmt: skip
-    assert_clean_interrupt(proc, err.read_text(), seconds, children)
-    assert not (out / "model.pt").exists()
 
 
 def test_several_cubes_train_together(tmp_path, cube_pc, cube_es, ray_runtime):

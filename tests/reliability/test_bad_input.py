@@ -96,6 +96,11 @@ def test_an_output_below_a_regular_file_is_refused_by_every_verb(here, cube_pc, 
             2,
             ["--chunk", "greater than or equal to 16"],
         ),
+        (
+            ["quicklook", "nothing.zarr", "--date", "2022-04-03", "--out", "."],
+            2,
+            ["--out . is a folder", "give the PNG file"],
+        ),
     ],
 )
 def test_bad_cube_requests_are_refused_before_any_network(here, args, code, needles):
