@@ -561,6 +561,9 @@ _RESUME = "what is complete is kept; run the same command again to resume"
 
 def main() -> None:
     """Console entry point: one clear line and a non-zero exit for user errors."""
+    from gapfill import _interrupt
+
+    _interrupt.install()
     try:
         code = app(standalone_mode=False)
     except GapfillError as exc:
@@ -575,6 +578,8 @@ def main() -> None:
         sys.exit(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
         code = 130
+    finally:
+        _interrupt.stopping()
     if code == 130:  # typer turns Ctrl-C into Exit(130)
         print(f"gapfill: interrupted: {_RESUME}", file=sys.stderr)
     sys.exit(code if isinstance(code, int) else 0)

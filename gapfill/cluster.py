@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from gapfill import _interrupt
 from gapfill.errors import InputError, ServiceError
 
 __all__ = ["dask_client", "local_cluster"]
@@ -71,6 +72,7 @@ def _quiet_teardown() -> None:
     """After Ctrl-C, closing the cluster cancels its in-flight gathers and connections;
     Dask and asyncio log each as an error with a traceback. The user asked to stop: the
     one line `gapfill: interrupted` says what happened."""
+    _interrupt.stopping()
     for name in ("distributed", "asyncio", "tornado"):
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
