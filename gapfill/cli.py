@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -559,12 +560,28 @@ def demo_cmd(
 _RESUME = "what is complete is kept; run the same command again to resume"
 
 
+def _require_utf8(args: list[str]) -> None:
+    """Paths and values are written into JSON attrs, STAC Items and run records, which
+    hold text: an argument with bytes that are not UTF-8 is refused before any work."""
+    for i, arg in enumerate(args):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            option = args[i - 1] if i and args[i - 1].startswith("--") else "an argument"
+            shown = os.fsencode(arg).decode("utf-8", "backslashreplace")
+            raise GapfillError(
+                f"{option} {shown} is not valid UTF-8: gapfill records paths as text; "
+                "rename it (or choose another path)"
+            ) from None
+
+
 def main() -> None:
     """Console entry point: one clear line and a non-zero exit for user errors."""
     from gapfill import _interrupt
 
     _interrupt.install()
     try:
+        _require_utf8(sys.argv[1:])
         code = app(standalone_mode=False)
     except GapfillError as exc:
         print(f"gapfill: error: {exc}", file=sys.stderr)

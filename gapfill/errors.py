@@ -17,3 +17,14 @@ class ServiceError(GapfillError):
     """A service (STAC API, database, cluster) that could not be reached or started."""
 
     exit_code = 3
+
+
+def first_problem(exc: Exception) -> str:
+    """`loc: msg` of a pydantic ValidationError's first error, on one line (for a config
+    file: which key is wrong and why, without pydantic's links)."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    err = errors()[0]
+    where = ".".join(str(x) for x in err["loc"]) or "the file"
+    return f"{where}: {err['msg']}"

@@ -6,6 +6,7 @@ Every stage takes its AOI, dates and grid from here so that they agree to the pi
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -15,11 +16,14 @@ from typing import Annotated
 import numpy as np
 import shapely
 import shapely.geometry
+import shapely.ops
 import shapely.validation
 from pydantic import BeforeValidator
 from shapely.geometry.base import BaseGeometry
 
 from gapfill.errors import InputError
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "GRID_CONTRACT_VERSION",
@@ -63,10 +67,36 @@ def _geometry_from_geojson(obj: dict) -> BaseGeometry:
         geoms = [shapely.geometry.shape(f["geometry"]) for f in obj.get("features", [])]
         if not geoms:
             raise InputError("AOI GeoJSON FeatureCollection has no features")
-        return shapely.union_all(geoms)
-    if kind == "Feature":
-        return shapely.geometry.shape(obj["geometry"])
-    return shapely.geometry.shape(obj)
+        geom = shapely.union_all(geoms)
+    elif kind == "Feature":
+        geom = shapely.geometry.shape(obj["geometry"])
+    else:
+        geom = shapely.geometry.shape(obj)
+    return _to_lonlat(geom, obj.get("crs"))
+
+
+def _to_lonlat(geom: BaseGeometry, crs_member: object) -> BaseGeometry:
+    """GeoJSON is lon/lat (RFC 7946), but files written before it (GeoJSON 2008, QGIS and
+    OGR exports) may name another CRS in a `crs` member: reproject from it, as GDAL does,
+    rather than read metres as degrees."""
+    if not crs_member:
+        return geom
+    import pyproj
+
+    try:
+        name = crs_member["properties"]["name"]  # type: ignore[index]
+        crs = pyproj.CRS.from_user_input(name)
+    except (KeyError, TypeError, pyproj.exceptions.CRSError):
+        raise InputError(
+            f"AOI GeoJSON names a CRS gapfill cannot read ({crs_member}): "
+            "give lon/lat coordinates (EPSG:4326) without a crs member"
+        ) from None
+    lonlat = pyproj.CRS.from_epsg(4326)
+    if crs.equals(lonlat, ignore_axis_order=True):
+        return geom
+    to_lonlat = pyproj.Transformer.from_crs(crs, lonlat, always_xy=True)
+    log.info("AOI GeoJSON is in %s: reprojected to lon/lat", crs.to_string())
+    return shapely.ops.transform(to_lonlat.transform, geom)
 
 
 def _all_floats(parts: list[str]) -> bool:

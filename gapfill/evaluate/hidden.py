@@ -348,6 +348,7 @@ def evaluate(cfg: EvaluateConfig, out: str | Path | None = None) -> EvaluateRepo
     `cfg.cube`; with `out`, write report.json, report.md and a PNG per target there."""
     if out is not None:
         require_writable(out, "--out")
+        _require_report_or_absent(Path(out))
     cube = layout.open_cube(cfg.cube, chunks=None)
     times = cube["time"].values
     complete = cube[layout.COMPLETE].values
@@ -505,6 +506,28 @@ def _predict(
     return out
 
 
+def _is_report(path: Path) -> bool:
+    try:
+        return "model_sha256" in json.loads(path.read_text())
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def _require_report_or_absent(out: Path) -> None:
+    """A re-run replaces its own report; anything else at `--out` (a file, a folder of
+    the user's) is refused, never replaced."""
+    if not out.exists() and not out.is_symlink():
+        return
+    if out.is_dir() and not out.is_symlink():
+        entries = list(out.iterdir())
+        if not entries or _is_report(out / "report.json"):
+            return
+    raise InputError(
+        f"--out {out} exists and is not a report of 'gapfill evaluate' (which replaces only "
+        "its own reports): choose another --out"
+    )
+
+
 def _write(
     report: EvaluateReport,
     out: Path,
@@ -521,6 +544,7 @@ def _write(
     (tmp / "report.md").write_text(markdown(report))
     for day, preds, truth, mask in figures:
         target_png(tmp / f"{day}.png", day, preds, truth, mask)
+    _require_report_or_absent(out)
     if out.exists():
         old = out.with_name(f".{out.name}.old")
         shutil.rmtree(old, ignore_errors=True)

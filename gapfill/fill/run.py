@@ -232,6 +232,20 @@ def _store_lock(out: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _require_product_or_absent(out: Path) -> None:
+    """Refuse an `--out` that is something other than a product before any lock file is
+    made beside it: a refusal leaves nothing behind."""
+    if not out.exists():
+        return
+    try:
+        attrs = dict(zarr.open_group(str(out), mode="r").attrs)
+    except Exception:
+        raise InputError(
+            f"{out} exists and is not a filled product: choose another --out"
+        ) from None
+    store.require(attrs, store.PRODUCT, str(out), "choose another --out")
+
+
 def _open_or_create(
     out: Path, cube: xr.Dataset, chunk: int, attrs: dict[str, Any], sha: str
 ) -> xr.Dataset:
@@ -381,6 +395,7 @@ def fill(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillReport:
     report = FillReport(str(out), uuid.uuid4().hex[:12], cfg.method, cfg.method_choice)
     days = [str(t)[:10] for t in cube["time"].values]
     complete_cube = cube[layout.COMPLETE].values
+    _require_product_or_absent(out)
     created = not out.exists()
     existing = _open_or_create(out, cube, chunk, _attrs(cfg, cube, card, sha), sha)
     done = existing[product.COMPLETE].values

@@ -113,8 +113,12 @@ def load_model(run_dir: str | Path) -> tuple[Generator, ModelCard]:
             f"{weights} cannot be loaded: it holds objects other than tensors (pickled "
             "code?) and gapfill loads weights only; use a model.pt written by 'gapfill train'"
         ) from None
-    except Exception as exc:  # corrupt file
-        raise InputError(f"{weights} cannot be loaded ({str(exc).splitlines()[0][:160]})") from None
+    except Exception as exc:  # corrupt, truncated or not a checkpoint at all
+        detail = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+        raise InputError(
+            f"{weights} cannot be loaded: it is not a PyTorch checkpoint ({detail}): "
+            "use a model.pt written by 'gapfill train'"
+        ) from None
     try:
         generator.load_state_dict(state)
     except Exception as exc:  # a foreign state dict

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gapfill.bands import S1_POLS, S2_BANDS, S2_SCL
-from gapfill.errors import InputError
+from gapfill.errors import InputError, first_problem
 
 __all__ = [
     "Sensor",
@@ -155,8 +155,8 @@ def custom_profiles(
         try:
             cfg = _CustomMapping.model_validate(yaml.safe_load(path.read_text()) or {})
         except (yaml.YAMLError, ValidationError) as exc:
-            first = str(exc).splitlines()[0:3]
-            raise InputError(f"profile mapping {mapping} is invalid: {' '.join(first)}") from None
+            problem = first_problem(exc)
+            raise InputError(f"profile mapping {mapping} is invalid: {problem}") from None
     out = []
     for sensor, spec, default, needed in (
         ("s2", cfg.s2, _ANY_S2, (*S2_BANDS, S2_SCL)),

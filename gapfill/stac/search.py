@@ -8,6 +8,7 @@ from typing import Any
 
 import pystac
 from pystac_client import Client
+from pystac_client.errors import ClientTypeError
 from pystac_client.exceptions import APIError
 from pystac_client.stac_api_io import StacApiIO
 from urllib3.util.retry import Retry
@@ -55,12 +56,22 @@ def open_client(
         )
     except APIError as exc:
         reason = _short_reason(str(exc))
+        status = getattr(exc, "status_code", None)
+        if status is not None:
+            retried = f" after {retries} retries" if status >= 500 or status == 429 else ""
+            raise ServiceError(
+                f"the STAC API at {url} answered HTTP {status}{retried} ({reason}): "
+                "check that the URL is a STAC API root, or try again later"
+            ) from None
         raise ServiceError(
             f"could not reach the STAC API at {url} after {retries} retries ({reason}): "
             "check the URL and the network, or serve a local catalog with 'gapfill stac serve'"
         ) from None
-    except (pystac.STACError, ValueError) as exc:
-        raise ServiceError(f"{url} did not answer as a STAC API ({exc})") from None
+    except (pystac.STACError, ValueError, ClientTypeError) as exc:
+        raise ServiceError(
+            f"{url} did not answer as a STAC API ({str(exc).splitlines()[0][:160]}): "
+            "give the root URL of a STAC API"
+        ) from None
     if not client.conforms_to("ITEM_SEARCH"):
         raise ServiceError(
             f"{url} is a static STAC catalog without item search: "

@@ -232,6 +232,7 @@ def local_stac_api(
 
     `port` is the API's port (a free one when None); a port in use is an `InputError`.
     """
+    _require_server_extra()
     collections, items = load_catalog_dicts(catalogs)
     if port is not None and _port_in_use(port):
         raise InputError(f"port {port} on 127.0.0.1 is already in use: pick another with --port")
@@ -351,6 +352,22 @@ def local_stac_api(
         yield api
     finally:
         api.close()
+
+
+def _require_server_extra() -> None:
+    """The API and pgstac come with the `server` extra; say so before starting anything."""
+    import importlib.util
+
+    for module in ("psycopg", "pypgstac", "stac_fastapi.pgstac", "uvicorn"):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ImportError:
+            found = False
+        if not found:
+            raise InputError(
+                f"the local STAC API needs the server extra (no module {module}): "
+                "pip install 'gapfill[server]'"
+            )
 
 
 def _pg_ready(dsn: str) -> bool:

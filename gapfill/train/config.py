@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from gapfill.errors import InputError
+from gapfill.errors import InputError, first_problem
 from gapfill.storage import absolute, redacted_options, shown
 from gapfill.train.data import DataConfig
 
@@ -149,7 +149,15 @@ def load_train_config(path: str | Path | None, **overrides: Any) -> TrainConfig:
             raise InputError(
                 f"config {path} is not valid YAML ({str(exc).splitlines()[0]})"
             ) from None
-    data = dict(raw.get("data", {}))
+        if not isinstance(raw, dict):
+            raise InputError(
+                f"config {path} holds a {type(raw).__name__}, not a mapping of settings: "
+                "write 'key: value' lines (see train.yaml in the README)"
+            )
+    data = raw.get("data") or {}
+    if not isinstance(data, dict):
+        raise InputError(f"config {path}: data: Input should be a mapping of settings")
+    data = dict(data)
     for key in ("cubes", "patch"):
         if overrides.get(key) is not None:
             data[key] = overrides.pop(key)
@@ -159,6 +167,4 @@ def load_train_config(path: str | Path | None, **overrides: Any) -> TrainConfig:
     try:
         return TrainConfig.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(x) for x in err["loc"]) or "config"
-        raise InputError(f"{where}: {err['msg']}") from None
+        raise InputError(first_problem(exc)) from None

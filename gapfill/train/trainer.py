@@ -339,6 +339,8 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     require_writable(cfg.out, "--out")
     run_dir = Path(cfg.out).resolve()
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InputError(f"--out {run_dir} is a file, not a run folder: choose another --out")
     storage = cfg.checkpoints or str(run_dir / "ray")
     method = get_method(cfg.method)
     cfg = _fit_patch(cfg)

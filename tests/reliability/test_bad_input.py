@@ -5,6 +5,7 @@ lists these cases."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,11 +24,15 @@ def _listing(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
 
 
-def _refused(tmp: Path, args: list[str], code: int, *needles: str) -> str:
+def _refused(
+    tmp: Path, args: list[str], code: int, *needles: str, env: dict[str, str] | None = None
+) -> str:
     """Run `gapfill ARGS` in `tmp`; assert a one-line refusal with exit `code` that names
     every needle, and that `tmp` holds exactly what it held before."""
     before = _listing(tmp)
-    proc = subprocess.run([*GAPFILL, *args], capture_output=True, text=True, cwd=tmp, timeout=150)
+    proc = subprocess.run(
+        [*GAPFILL, *args], capture_output=True, text=True, cwd=tmp, timeout=150, env=env
+    )
     assert proc.returncode == code, (proc.returncode, proc.stderr[-2000:])
     assert "Traceback" not in proc.stderr + proc.stdout
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
@@ -160,3 +165,107 @@ def test_yaml_with_python_tags_is_refused_and_never_run(here, cube_pc):
     search = ["search", "--aoi", AOI, *DAYS, "--stac-url", DEAD, "--profile", "trap.yaml"]
     _refused(here, search, 2, "trap.yaml")
     assert not marker.exists()
+
+
+def test_an_existing_file_or_foreign_folder_as_out_is_refused_and_kept(here, cube_pc, model_tiny):
+    """Every verb refuses an --out that holds something it did not write, and leaves it
+    (and its folder) exactly as it was: no lock folder beside it, no `.old` rename."""
+    mine = here / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    persistence = ["fill", "--cube", str(cube_pc), "--method", "persistence"]
+    evaluate = ["evaluate", "--cube", str(cube_pc), "--model", str(model_tiny)]
+    for args, needle in (
+        ([*persistence, "--out", "afile"], "exists and is not a filled product"),
+        ([*persistence, "--out", "mine"], "exists and is not a filled product"),
+        (["train", "--cube", str(cube_pc), "--out", "afile", "--patch", "32"], "is a file"),
+        ([*evaluate, "--out", "afile"], "is not a report of 'gapfill evaluate'"),
+        ([*evaluate, "--out", "mine"], "is not a report of 'gapfill evaluate'"),
+    ):
+        _refused(here, args, 2, needle, "choose another --out")
+    assert (here / "afile").read_text() == "not a folder"
+    assert (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_arguments_that_are_not_utf8_are_refused_before_any_work(here, cube_pc):
+    bad = os.fsdecode(b"p\xff.zarr")
+    for args in (
+        ["fill", "--cube", str(cube_pc), "--method", "persistence", "--out", bad],
+        ["build-cube", "--aoi", AOI, *DAYS, "--out", bad, "--stac-url", DEAD],
+    ):
+        _refused(here, args, 2, "--out p\\xff.zarr is not valid UTF-8", "rename it")
+
+
+def test_broken_models_and_configs_say_which_file_and_why(here, cube_pc, model_tiny):
+    import shutil
+
+    text = here / "text"
+    shutil.copytree(model_tiny, text)
+    (text / "model.pt").write_text("hello, I am not a checkpoint\n")
+    fill = ["fill", "--cube", str(cube_pc), "--out", "p.zarr", "--model", str(text)]
+    _refused(here, fill, 2, "model.pt cannot be loaded: it is not a PyTorch checkpoint")
+    train = ["train", "--cube", str(cube_pc), "--out", "r", "--config"]
+    for name, body, needles in (
+        ("list.yaml", "- 1\n- 2\n", ["holds a list, not a mapping of settings"]),
+        ("key.yaml", "epochz: 3\n", ["epochz: Extra inputs are not permitted"]),
+        ("type.yaml", "epochs: many\n", ["epochs: Input should be a valid integer"]),
+        ("data.yaml", "data: [1]\n", ["data: Input should be a mapping"]),
+    ):
+        (here / name).write_text(body)
+        _refused(here, [*train, name], 2, *needles)
+    (here / "profile.yaml").write_text("s2:\n  collection: x\n  bogus: 1\n")
+    search = ["search", "--aoi", AOI, *DAYS, "--stac-url", DEAD, "--profile", "profile.yaml"]
+    _refused(here, search, 2, "profile.yaml is invalid: s2.bogus: Extra inputs are not permitted")
+
+
+def test_stac_serve_without_the_server_extra_names_the_install(here, real_sample):
+    """The `server` extra hidden from the import system (as if not installed)."""
+    block = here / "block"
+    block.mkdir()
+    (block / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class _Hide:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('pypgstac', 'stac_fastapi'):\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, _Hide())\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(block)}
+    _refused(here, ["stac", "serve", str(real_sample)], 2, "pip install 'gapfill[server]'", env=env)
+
+
+@pytest.fixture
+def http_answering():
+    """A local HTTP server answering every request with the status it is told."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        status = 500
+
+        def do_GET(self) -> None:
+            self.send_response(self.status)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"not": "stac"}' if self.status == 200 else b"upstream broke")
+
+        do_POST = do_GET
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield Handler, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_a_stac_url_answering_errors_or_not_stac_is_one_line(here, http_answering):
+    handler, url = http_answering
+    for status, needles in (
+        (500, ["answered HTTP 500 after 3 retries", "try again later"]),
+        (404, ["answered HTTP 404 (", "STAC API root"]),
+        (200, ["did not answer as a STAC API", "give the root URL"]),
+    ):
+        handler.status = status
+        _refused(here, ["search", "--aoi", AOI, *DAYS, "--stac-url", url], 3, *needles)

@@ -124,3 +124,28 @@ def test_a_bbox_across_the_antimeridian_is_told_to_split_and_a_swapped_one_is_no
         parse_aoi("179.5,0,-179.5,1")
     with pytest.raises(InputError, match="zero or negative area"):
         parse_aoi("3.1,50.8,3.0,50.9")
+
+
+def test_geojson_naming_another_crs_is_reprojected_and_an_unknown_one_refused(tmp_path):
+    """Pre-RFC 7946 GeoJSON (QGIS/OGR exports) may carry a `crs` member: UTM metres are
+    reprojected to lon/lat, never read as degrees."""
+    lonlat = parse_aoi("3.0,50.5,3.01,50.51")
+    import pyproj
+    import shapely.ops
+
+    to_utm = pyproj.Transformer.from_crs(4326, 32631, always_xy=True).transform
+    utm = shapely.ops.transform(to_utm, lonlat.geometry)
+    doc = {
+        "type": "Feature",
+        "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32631"}},
+        "properties": {},
+        "geometry": shapely.geometry.mapping(utm),
+    }
+    path = tmp_path / "utm.geojson"
+    path.write_text(json.dumps(doc))
+    back = parse_aoi(str(path)).geometry
+    assert back.symmetric_difference(lonlat.geometry).area < 1e-3 * lonlat.geometry.area
+    doc["crs"] = {"type": "name", "properties": {"name": "EPSG:999999"}}
+    path.write_text(json.dumps(doc))
+    with pytest.raises(InputError, match="names a CRS gapfill cannot read"):
+        parse_aoi(str(path))
