@@ -5,6 +5,7 @@ User errors (`GapfillError`, bad options) print one line and exit non-zero; no t
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -560,6 +561,24 @@ def demo_cmd(
 _RESUME = "what is complete is kept; run the same command again to resume"
 
 
+# The machine refused a write (disk full, quota, read-only, permissions): the run stops,
+# complete days are kept, and the same command resumes once the cause is fixed.
+_WRITE_FAULTS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
+def _write_fault(exc: OSError) -> str:
+    where = f" ({exc.filename})" if exc.filename else ""
+    fix = (
+        "free space"
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+        else "make it writable"
+    )
+    return (
+        f"{exc.strerror or exc}{where}: {fix}, then run the same command again "
+        "(what is complete is kept)"
+    )
+
+
 def _require_utf8(args: list[str]) -> None:
     """Paths and values are written into JSON attrs, STAC Items and run records, which
     hold text: an argument with bytes that are not UTF-8 is refused before any work."""
@@ -595,6 +614,11 @@ def main() -> None:
         sys.exit(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
         code = 130
+    except OSError as exc:
+        if exc.errno not in _WRITE_FAULTS:
+            raise
+        print(f"gapfill: error: {_write_fault(exc)}", file=sys.stderr)
+        sys.exit(3)
     finally:
         _interrupt.stopping()
     if code == 130:  # typer turns Ctrl-C into Exit(130)

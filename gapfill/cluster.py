@@ -46,7 +46,7 @@ def local_cluster(n_workers: int | None = None, *, torch_workers: bool = False) 
     with cluster:
         try:
             yield cluster
-        except KeyboardInterrupt:
+        except BaseException:
             _quiet_teardown()
             raise
 
@@ -69,9 +69,10 @@ def _sigint_ignored_by_children() -> Iterator[None]:
 
 
 def _quiet_teardown() -> None:
-    """After Ctrl-C, closing the cluster cancels its in-flight gathers and connections;
-    Dask and asyncio log each as an error with a traceback. The user asked to stop: the
-    one line `gapfill: interrupted` says what happened."""
+    """After Ctrl-C or a failed task, closing the cluster cancels its in-flight gathers
+    and connections; Dask and asyncio log each as an error with a traceback. The one line
+    `gapfill: interrupted` (or the error, re-raised with its own traceback where it is a
+    bug) says what happened."""
     _interrupt.stopping()
     for name in ("distributed", "asyncio", "tornado"):
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
@@ -107,13 +108,27 @@ def dask_client(
         Client(cluster) as client,
     ):
         _forward_logs(client)
+        with contextlib.suppress(Exception):
+            client.run(_drop_task_failure_logs)
         try:
             yield client
-        except KeyboardInterrupt:
+        except BaseException:
             _quiet_teardown()
             with contextlib.suppress(Exception):
                 client.run(_quiet_teardown)
             raise
+
+
+class _NoTaskFailures(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Compute Failed")
+
+
+def _drop_task_failure_logs() -> None:
+    """In our own LocalCluster's workers: a failed task's exception reaches the client,
+    which re-raises it (one line for a user or machine error, the remote traceback for a
+    bug), so the worker's own "Compute Failed" warning with its traceback is noise."""
+    logging.getLogger("distributed.worker").addFilter(_NoTaskFailures())
 
 
 def _forward_logs(client: Any) -> None:

@@ -69,6 +69,10 @@ def require_writable(location: str | Path, flag: str) -> None:
         raise InputError(
             f"{flag} {location}: {parent} is a file, not a folder: choose another {flag}"
         )
+    if os.statvfs(parent).f_flag & os.ST_RDONLY:
+        raise InputError(
+            f"{flag} {location}: {parent} is on a read-only file system: choose another {flag}"
+        )
     if not os.access(parent, os.W_OK | os.X_OK):
         raise InputError(
             f"{flag} {location}: no permission to write in {parent}: choose another {flag}"
