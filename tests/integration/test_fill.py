@@ -406,3 +406,41 @@ def test_days_below_min_cloud_are_copied_not_filled(tmp_path, cube_pc, model_tin
     status = xr.open_zarr(tmp_path / "f.zarr")[product.STATUS].values
     for d in report.days_copied:
         assert not (status[days.index(d)] == product.FILLED).any()
+
+
+def test_a_dask_worker_killed_mid_fill_costs_nothing(tmp_path, filled, cube_pc, model_tiny):
+    """SIGKILL of one worker process of a two-worker cluster while its tasks run: Dask
+    reruns them on the other worker (the nanny starts a new one), region writes are
+    idempotent, and the product equals the uninterrupted run."""
+    import threading
+
+    import psutil
+    import zarr
+    from distributed import Client
+
+    from gapfill.cluster import local_cluster
+
+    out = tmp_path / "filled.zarr"
+    at_kill: dict[str, object] = {}
+
+    def kill_midway(victim: int) -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            chunks = (out / product.S2 / "c").rglob("*")
+            if (out / product.S2).exists() and sum(p.is_file() for p in chunks) >= 4:
+                at_kill["complete"] = zarr.open_array(str(out / product.COMPLETE), mode="r")[:]
+                os.kill(victim, signal.SIGKILL)
+                at_kill["pid"] = victim
+                return
+            time.sleep(0.02)
+
+    with local_cluster(2, torch_workers=True) as cluster, Client(cluster) as client:
+        victim = min(client.run(os.getpid).values())
+        killer = threading.Thread(target=kill_midway, args=(victim,), daemon=True)
+        killer.start()
+        _fill(cube_pc, model_tiny, out, cluster.scheduler_address)
+        killer.join()
+    assert "pid" in at_kill, "the worker was never killed mid-way"
+    assert not np.asarray(at_kill["complete"]).all(), "killed only after the last day"
+    assert not psutil.pid_exists(victim)
+    _assert_same(_values(filled[0]), _values(out))
