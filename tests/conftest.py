@@ -64,8 +64,47 @@ def world_broken(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def catalogs(world_pc: Path, world_es: Path, world_broken: Path, real_sample: Path) -> list[Path]:
-    return [world_pc, world_es, world_broken, real_sample]
+def world_faulty(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 4-day world (its own dates) with what real archives serve now and then: every
+    day all cloud (SCL 9); day 1 lacks its B03 asset, day 2's B08 href leads nowhere,
+    day 3's B02 holds floats (reflectance scaled to 0..1) instead of digital numbers."""
+    from datetime import date
+
+    import numpy as np
+    import rasterio
+
+    out = tmp_path_factory.mktemp("worlds") / "faulty"
+    make_world(out, WorldSpec(size=64, dates=4, seed=13, start=date(2023, 8, 1)))
+    ids = [s["id"] for s in world_meta(out)["s2"]]
+
+    def rewrite(cog: Path, dtype: str, values: Callable[[np.ndarray], np.ndarray]) -> None:
+        with rasterio.open(cog) as src:
+            profile, data = src.profile, src.read()
+        profile.update(dtype=dtype, nodata=None)
+        with rasterio.open(cog, "w", **profile) as dst:
+            dst.write(values(data).astype(dtype))
+
+    for item_id in ids:
+        rewrite(out / "s2" / item_id / "SCL.tif", "uint8", lambda scl: np.full_like(scl, 9))
+
+    def edit_item(item_id: str, edit: Callable[[dict], None]) -> None:
+        path = out / "sentinel-2-l2a" / item_id / f"{item_id}.json"
+        item = json.loads(path.read_text())
+        edit(item["assets"])
+        path.write_text(json.dumps(item))
+
+    edit_item(ids[1], lambda assets: assets.pop("B03"))
+    # Shell syntax in an href is data: nothing may run it.
+    edit_item(ids[2], lambda assets: assets["B08"].update(href="./$(touch pwned)/B08.tif"))
+    rewrite(out / "s2" / ids[3] / "B02.tif", "float32", lambda dn: dn / 1e4)
+    return out
+
+
+@pytest.fixture(scope="session")
+def catalogs(
+    world_pc: Path, world_es: Path, world_broken: Path, world_faulty: Path, real_sample: Path
+) -> list[Path]:
+    return [world_pc, world_es, world_broken, world_faulty, real_sample]
 
 
 @pytest.fixture(scope="session")

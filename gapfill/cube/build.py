@@ -28,7 +28,7 @@ from pyproj import Transformer
 
 from gapfill import store
 from gapfill._provenance import __version__, git_sha
-from gapfill.bands import S1_POLS, S2_BANDS, S2_SCL
+from gapfill.bands import ASSET_DTYPES, S1_POLS, S2_BANDS, S2_SCL
 from gapfill.cluster import dask_client
 from gapfill.cube import layout
 from gapfill.cube.compute import S1Scene, S2Day, day_dataset, valid_fraction
@@ -132,18 +132,24 @@ def _href(asset: pystac.Asset) -> str:
     return asset.get_absolute_href() or raw
 
 
-def _probe(item: pystac.Item, keys: Sequence[str]) -> str | None:
-    """Why an item cannot be read (missing asset key, unreadable or truncated COG), or None.
+def _probe(item: pystac.Item, keys: Sequence[str], names: Sequence[str]) -> str | None:
+    """Why an item cannot be read (missing asset key, unreadable or truncated COG, a
+    sample type other than the band's), or None.
 
     Opens each asset and reads its last block at full resolution: in a COG the
     full-resolution tiles come last, so a truncated file fails there first.
     """
-    for key in keys:
+    for key, name in zip(keys, names, strict=True):
         if key not in item.assets:
             return f"missing asset {key}"
         href = _href(item.assets[key])
         try:
             with rasterio.open(href) as ds:
+                if ds.dtypes[0] not in ASSET_DTYPES[name]:
+                    return (
+                        f"asset {key} holds {ds.dtypes[0]} samples, not "
+                        f"{' or '.join(ASSET_DTYPES[name])} as {name} must"
+                    )
                 bh, bw = ds.block_shapes[0]
                 row = ((ds.height - 1) // bh) * bh
                 col = ((ds.width - 1) // bw) * bw
@@ -169,7 +175,7 @@ def _check_items(
         except InputError as exc:
             reason = str(exc)
         else:
-            reason = _probe(it, keys) or ""
+            reason = _probe(it, keys, names) or ""
         if reason:
             if strict:
                 raise InputError(f"item {it.id}: {reason} (drop --strict to skip such items)")
