@@ -240,6 +240,10 @@ def open_cube(
         raise InputError(
             f"{where}: {exc} — install the fsspec filesystem for it (s3fs: gapfill[s3])"
         ) from None
+    except PermissionError as exc:
+        raise InputError(
+            f"{where} cannot be read ({exc.strerror}): give a cube you may read"
+        ) from None
     except Exception:
         raise InputError(
             f"{where} is not a Zarr store: give a cube made by 'gapfill build-cube'"

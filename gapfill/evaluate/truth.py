@@ -41,7 +41,11 @@ def _truth(world: Path, grid_bounds: tuple[float, ...]) -> dict[str, np.ndarray]
         raise InputError(f"{world} has no truth/index.json: give a 'gapfill synth world' folder")
     out = {}
     for entry in json.loads(index_path.read_text()).values():
-        assert tuple(entry["bands"]) == S2_BANDS
+        if tuple(entry["bands"]) != S2_BANDS:
+            raise InputError(
+                f"{index_path} holds bands {entry['bands']}, not {list(S2_BANDS)}: give a "
+                "world written by this gapfill's 'gapfill synth world'"
+            )
         with rasterio.open(world / "truth" / entry["path"]) as src:
             win = from_bounds(*grid_bounds, transform=src.transform)
             data = src.read(window=win.round_offsets().round_lengths())

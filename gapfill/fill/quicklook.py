@@ -44,7 +44,9 @@ def true_colour(s2: np.ndarray) -> np.ndarray:
 
 
 def _rgb(s2: xr.DataArray) -> np.ndarray:
-    assert tuple(str(b) for b in s2["band"].values) == S2_BANDS
+    bands = [str(b) for b in s2["band"].values]
+    if tuple(bands) != S2_BANDS:
+        raise InputError(f"the store's bands are {bands}, not {list(S2_BANDS)}: give a product of 'gapfill fill'")
     return true_colour(s2.values)
 
 

@@ -48,3 +48,18 @@ def test_a_refused_write_is_one_line_saying_how_to_resume(run_main, code, strerr
 def test_other_os_errors_are_bugs_and_keep_their_traceback(run_main):
     with pytest.raises(OSError, match="Bad file descriptor"):
         run_main(OSError(errno.EBADF, "Bad file descriptor"))
+
+
+def test_an_unreadable_cube_is_not_called_a_non_zarr_store(monkeypatch):
+    """Root reads everything, so the permission error is raised by hand here."""
+    import xarray as xr
+
+    from gapfill.cube import layout
+    from gapfill.errors import InputError
+
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", "c.zarr/zarr.json")
+
+    monkeypatch.setattr(xr, "open_zarr", denied)
+    with pytest.raises(InputError, match=r"c.zarr cannot be read \(Permission denied\)"):
+        layout.open_cube("c.zarr")
