@@ -46,7 +46,9 @@ def true_colour(s2: np.ndarray) -> np.ndarray:
 def _rgb(s2: xr.DataArray) -> np.ndarray:
     bands = [str(b) for b in s2["band"].values]
     if tuple(bands) != S2_BANDS:
-        raise InputError(f"the store's bands are {bands}, not {list(S2_BANDS)}: give a product of 'gapfill fill'")
+        raise InputError(
+            f"the store's bands are {bands}, not {list(S2_BANDS)}: give a product of 'gapfill fill'"
+        )
     return true_colour(s2.values)
 
 
