@@ -7,14 +7,24 @@ reads the user's input so that workers elsewhere (Ray, Dask) see the same path.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from gapfill.errors import InputError
 
-__all__ = ["is_url", "absolute", "shown", "redacted_options", "require_writable"]
+__all__ = [
+    "is_url",
+    "absolute",
+    "shown",
+    "redacted_options",
+    "require_writable",
+    "exclusive_run",
+]
 
 
 def is_url(location: str) -> bool:
@@ -77,3 +87,36 @@ def require_writable(location: str | Path, flag: str) -> None:
         raise InputError(
             f"{flag} {location}: no permission to write in {parent}: choose another {flag}"
         )
+
+
+@contextlib.contextmanager
+def exclusive_run(location: str | Path, busy: str) -> Iterator[None]:
+    """Hold `.NAME.lock` beside a local store for the whole run; a second run on the same
+    store is refused at once with `busy`. The file is removed on the way out, so nothing
+    is left beside the store, and a lock is only trusted while its file is still the one
+    at that path (a run that locked a file another run just removed tries again)."""
+    if is_url(str(location)):  # object stores: leases, not flock (see the pipelines issue)
+        yield
+        return
+    path = Path(absolute(str(location)))
+    lock = path.parent / f".{path.name}.lock"
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise InputError(busy) from None
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)
+        os.close(fd)

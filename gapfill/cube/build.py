@@ -37,7 +37,7 @@ from gapfill.errors import InputError
 from gapfill.grid import AOI, DateRange, Grid, parse_aoi, utm_epsg
 from gapfill.stac import profiles_for, search
 from gapfill.stac.providers import SensorProfile, asset_key, item_datetime, relative_orbit
-from gapfill.storage import require_writable
+from gapfill.storage import exclusive_run, require_writable
 
 __all__ = ["build_cube", "BuildReport", "cube_grid", "FAULT_ENV"]
 
@@ -384,6 +384,12 @@ def build_cube(
     """Build or extend the cube at `out` for `cfg`; see the module docstring."""
     out = Path(out)
     require_writable(out, "--out")
+    busy = f"{out} is being built by another run: wait for it to finish, then run again"
+    with exclusive_run(out, busy):
+        return _build_cube(out, cfg, dask_scheduler)
+
+
+def _build_cube(out: Path, cfg: CubeConfig, dask_scheduler: str | None) -> BuildReport:
     aoi = parse_aoi(cfg.aoi)
     existing: xr.Dataset | None = None
     if out.exists():

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -196,6 +197,7 @@ def test_resume_after_an_injected_kill_equals_a_single_run(
     resumed = _cli_build(world_pc, stac_api.url, out, dask_address)
     assert resumed.returncode == 0, resumed.stderr
     _assert_same_cube(out, cube_pc)
+    assert not (tmp_path / ".killed.zarr.lock").exists()  # the killed run's, taken over
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
@@ -230,6 +232,22 @@ def test_resume_after_a_real_signal_equals_a_single_run(
     resumed = _cli_build(world_pc, stac_api.url, out, dask_address)
     assert resumed.returncode == 0, resumed.stderr
     _assert_same_cube(out, cube_pc)
+    assert not (tmp_path / ".signalled.zarr.lock").exists()  # the killed run's, taken over
+
+
+def test_a_second_build_of_the_same_cube_is_refused_at_once(tmp_path, world_pc, stac_api):
+    """Two scheduled builds fire together: the second is refused in seconds, before any
+    search or write, and neither leaves a lock file behind."""
+    from gapfill.storage import exclusive_run
+
+    out = tmp_path / "c.zarr"
+    with exclusive_run(out, "held by the test"):
+        t0 = time.monotonic()
+        second = _cli_build(world_pc, stac_api.url, out, None)
+        assert time.monotonic() - t0 < 15
+        _one_line(second, "is being built by another run", "wait for it")
+        assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_real_sample_cube(cube_real):
