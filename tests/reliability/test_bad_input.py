@@ -106,6 +106,26 @@ def test_an_output_below_a_regular_file_is_refused_by_every_verb(here, cube_pc, 
             2,
             ["--out . is a folder", "give the PNG file"],
         ),
+        (
+            ["build-cube", "--aoi", AOI, *DAYS, "--max-gap-days", "-1", "--out", "c.zarr"],
+            2,
+            ["--max-gap-days", "greater than or equal to 0"],
+        ),
+        (
+            ["fill", "--cube", "c.zarr", "--method", "persistence", "--tile", "0", "--out", "p"],
+            2,
+            ["--tile", "greater than or equal to 16"],
+        ),
+        (
+            ["train", "--cube", "c.zarr", "--epochs", "0", "--out", "r"],
+            2,
+            ["epochs", "greater than or equal to 1"],
+        ),
+        (
+            ["train", "--cube", "c.zarr", "--workers", "0", "--out", "r"],
+            2,
+            ["workers", "greater than or equal to 1"],
+        ),
     ],
 )
 def test_bad_cube_requests_are_refused_before_any_network(here, args, code, needles):
@@ -269,3 +289,24 @@ def test_a_stac_url_answering_errors_or_not_stac_is_one_line(here, http_answerin
     ):
         handler.status = status
         _refused(here, ["search", "--aoi", AOI, *DAYS, "--stac-url", url], 3, *needles)
+
+
+def test_paths_with_spaces_and_non_ascii_work_end_to_end(here, cube_pc, dask_address):
+    """Not bad input: a product under "dir with space/ünï/" is written, opens with plain
+    xarray, and its STAC Item points at it."""
+    import json
+
+    import xarray as xr
+
+    out = here / "dir with space" / "ünï" / "p.zarr"
+    args = ["fill", "--cube", str(cube_pc), "--method", "persistence", "--out", str(out)]
+    proc = subprocess.run(
+        [*GAPFILL, *args, "--dask-scheduler", dask_address, "--no-quicklooks"],
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert bool(xr.open_zarr(out)["complete"].values.all())
+    item = json.loads(out.with_name("p.item.json").read_text())
+    assert any(a["href"] == "./p.zarr" for a in item["assets"].values())
