@@ -42,6 +42,10 @@ def local_cluster(n_workers: int | None = None, *, torch_workers: bool = False) 
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
+            # Without a dashboard the scheduler still serves /health and /metrics over
+            # HTTP, on 8787 by default: a free loopback port instead, so two runs on one
+            # machine do not contend for it ("Port 8787 is already in use").
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
         )
     with cluster:
         try:

@@ -456,7 +456,7 @@ def _build_cube(out: Path, cfg: CubeConfig, dask_scheduler: str | None) -> Build
         )
     new_days = [d for d in days if last is None or np.datetime64(d.day, "ns") > last]
     with dask_client(dask_scheduler) as client:
-        log.info("dask: %s", client.dashboard_link if client.cluster else client.scheduler.address)
+        log.info("dask: scheduler %s", client.scheduler.address)
         kept: list[S2Day] = []
         fractions = dask.compute(*[valid_fraction(d, grid, cfg.chunk, s2p) for d in new_days])
         for d, frac in zip(new_days, fractions, strict=True):
