@@ -603,7 +603,9 @@ def main() -> None:
         _require_utf8(sys.argv[1:])
         code = app(standalone_mode=False)
     except GapfillError as exc:
-        print(f"gapfill: error: {exc}", file=sys.stderr)
+        from gapfill.storage import redact_text
+
+        print(f"gapfill: error: {redact_text(str(exc))}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except typer.Abort:
         print(f"gapfill: interrupted: {_RESUME}", file=sys.stderr)

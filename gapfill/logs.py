@@ -32,6 +32,19 @@ class _QuietDask(logging.Filter):
 _QUIET_DASK = _QuietDask()
 
 
+class _Redacted(logging.Filter):
+    """Log lines quote hrefs (GDAL errors, skipped items): signed URLs lose their query
+    string and credentials before anything is printed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from gapfill.storage import redact_text
+
+        message = record.getMessage()
+        if "://" in message:
+            record.msg, record.args = redact_text(message), None
+        return True
+
+
 def setup_logging(level: str | int = "INFO") -> None:
     """Configure the root logger once; later calls only change the level."""
     if isinstance(level, str):
@@ -55,6 +68,7 @@ def setup_logging(level: str | int = "INFO") -> None:
                 logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
             )
         handler.addFilter(_QUIET_DASK)
+        handler.addFilter(_Redacted())
         root.addHandler(handler)
         root._gapfill_configured = True  # type: ignore[attr-defined]
     root.setLevel(level)

@@ -24,6 +24,7 @@ __all__ = [
     "redacted_options",
     "require_writable",
     "exclusive_run",
+    "redact_text",
 ]
 
 
@@ -45,6 +46,15 @@ def shown(location: str) -> str:
         return location
     scheme, _, rest = location.partition("://")
     return f"{scheme}://{rest.rpartition('@')[2].split('?')[0]}"
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()]+")
+
+
+def redact_text(text: str) -> str:
+    """`text` with every URL in it `shown`: no user-info, no query string (SAS tokens,
+    signed-URL signatures). For messages, logs and attrs that may quote an href."""
+    return _URL.sub(lambda m: shown(m.group(0)), text)
 
 
 # storage_options keys whose values are credentials (s3fs key/secret/token, adlfs

@@ -63,18 +63,22 @@ def world_broken(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+SAS_SECRET = "c2VjcmV0LXNpZ25hdHVyZQ%3D%3D"
+
+
 @pytest.fixture(scope="session")
 def world_faulty(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 4-day world (its own dates) with what real archives serve now and then: every
+    """A 5-day world (its own dates) with what real archives serve now and then: every
     day all cloud (SCL 9); day 1 lacks its B03 asset, day 2's B08 href leads nowhere,
-    day 3's B02 holds floats (reflectance scaled to 0..1) instead of digital numbers."""
+    day 3's B02 holds floats (reflectance scaled to 0..1) instead of digital numbers,
+    day 4's B02 is a signed URL (a SAS token) of a server that does not answer."""
     from datetime import date
 
     import numpy as np
     import rasterio
 
     out = tmp_path_factory.mktemp("worlds") / "faulty"
-    make_world(out, WorldSpec(size=64, dates=4, seed=13, start=date(2023, 8, 1)))
+    make_world(out, WorldSpec(size=64, dates=5, seed=13, start=date(2023, 8, 1)))
     ids = [s["id"] for s in world_meta(out)["s2"]]
 
     def rewrite(cog: Path, dtype: str, values: Callable[[np.ndarray], np.ndarray]) -> None:
@@ -97,6 +101,8 @@ def world_faulty(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Shell syntax in an href is data: nothing may run it.
     edit_item(ids[2], lambda assets: assets["B08"].update(href="./$(touch pwned)/B08.tif"))
     rewrite(out / "s2" / ids[3] / "B02.tif", "float32", lambda dn: dn / 1e4)
+    signed = f"http://127.0.0.1:9/B02.tif?se=2030-01-01&sp=r&sig={SAS_SECRET}"
+    edit_item(ids[4], lambda assets: assets["B02"].update(href=signed))
     return out
 
 

@@ -37,7 +37,7 @@ from gapfill.errors import InputError
 from gapfill.grid import AOI, DateRange, Grid, parse_aoi, utm_epsg
 from gapfill.stac import profiles_for, search
 from gapfill.stac.providers import SensorProfile, asset_key, item_datetime, relative_orbit
-from gapfill.storage import exclusive_run, require_writable
+from gapfill.storage import exclusive_run, redact_text, require_writable, shown
 
 __all__ = ["build_cube", "BuildReport", "cube_grid", "FAULT_ENV"]
 
@@ -157,7 +157,11 @@ def _probe(item: pystac.Item, keys: Sequence[str], names: Sequence[str]) -> str 
                     1, window=rasterio.windows.Window(col, row, ds.width - col, ds.height - row)
                 )
         except rasterio.errors.RasterioError as exc:
-            return f"unreadable asset {key}: {str(exc).splitlines()[0][:160]}"
+            error = redact_text(str(exc).splitlines()[0])[:160]
+            where = shown(href)
+            return f"unreadable asset {key}: {error}" + (
+                f" ({where})" if where not in error else ""
+            )
     return None
 
 

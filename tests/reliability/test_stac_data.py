@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from gapfill.cube import build_cube, layout
+from gapfill.cube import layout
 from gapfill.errors import InputError
 from gapfill.evaluate import EvaluateConfig, evaluate
 from gapfill.fill import FillConfig, fill, product
 from gapfill.train import DataConfig, build_index
-from tests.conftest import cube_config, inset_aoi, world_meta
+from tests.conftest import SAS_SECRET, inset_aoi, world_meta
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -42,18 +42,26 @@ def _one_line(proc: subprocess.CompletedProcess, *needles: str) -> None:
 def test_damaged_items_are_skipped_and_recorded_and_cloud_only_days_say_why(
     tmp_path, world_faulty, stac_api, dask_address, model_tiny
 ):
-    ids = [s["id"] for s in world_meta(world_faulty)["s2"]]
+    meta = world_meta(world_faulty)
+    ids = [s["id"] for s in meta["s2"]]
+    span = ["--start", meta["s2"][0]["datetime"][:10], "--end", meta["s2"][-1]["datetime"][:10]]
+    where = ["--aoi", inset_aoi(world_faulty), "--stac-url", stac_api.url]
     out = tmp_path / "c.zarr"
-    report = build_cube(out, cube_config(world_faulty, stac_api.url), dask_scheduler=dask_address)
-    assert report.skipped_items.keys() == set(ids[1:])
-    assert f"item {ids[1]} has no asset for B03" in report.skipped_items[ids[1]]
-    assert report.skipped_items[ids[2]].startswith("unreadable asset B08")
-    assert "asset B02 holds float32 samples, not uint16 or int16" in report.skipped_items[ids[3]]
-    assert not list(Path.cwd().glob("pwned")) and not list(world_faulty.rglob("pwned"))
+    built = _cli("build-cube", *where, *span, "--out", str(out), "--dask-scheduler", dask_address)
+    assert built.returncode == 0, built.stderr[-3000:]
     cube = xr.open_zarr(out)
-    assert (
-        cube.sizes["time"] == 1 and json.loads(cube.attrs["skipped_items"]) == report.skipped_items
-    )
+    skipped = json.loads(cube.attrs["skipped_items"])
+    assert skipped.keys() == set(ids[1:])
+    assert f"item {ids[1]} has no asset for B03" in skipped[ids[1]]
+    assert skipped[ids[2]].startswith("unreadable asset B08")
+    assert "asset B02 holds float32 samples, not uint16 or int16" in skipped[ids[3]]
+    assert skipped[ids[4]].startswith("unreadable asset B02")
+    assert not list(Path.cwd().glob("pwned")) and not list(world_faulty.rglob("pwned"))
+    # The signed URL's token is in no log line and no attr.
+    assert "127.0.0.1:9/B02.tif" in built.stderr, built.stderr
+    assert SAS_SECRET not in built.stderr
+    assert SAS_SECRET not in json.dumps(dict(cube.attrs))
+    assert cube.sizes["time"] == 1
     assert not cube[layout.CLEAR].values.any()  # the one day left is all cloud
 
     # Nothing to fill from: every pixel stays unfilled, and the report says so.
@@ -70,9 +78,6 @@ def test_damaged_items_are_skipped_and_recorded_and_cloud_only_days_say_why(
         evaluate(EvaluateConfig(cube=str(out), model=str(model_tiny), allow_train_overlap=True))
 
     # --strict: the first damaged item in one line, and no cube.
-    meta = world_meta(world_faulty)
-    span = ["--start", meta["s2"][0]["datetime"][:10], "--end", meta["s2"][-1]["datetime"][:10]]
-    where = ["--aoi", inset_aoi(world_faulty), "--stac-url", stac_api.url]
     strict = _cli("build-cube", *where, *span, "--strict", "--out", str(tmp_path / "s.zarr"))
     _one_line(strict, f"item {ids[1]}", "has no asset for B03", "drop --strict")
     assert not (tmp_path / "s.zarr").exists()

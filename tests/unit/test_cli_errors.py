@@ -63,3 +63,16 @@ def test_an_unreadable_cube_is_not_called_a_non_zarr_store(monkeypatch):
     monkeypatch.setattr(xr, "open_zarr", denied)
     with pytest.raises(InputError, match=r"c.zarr cannot be read \(Permission denied\)"):
         layout.open_cube("c.zarr")
+
+
+def test_urls_in_messages_lose_their_credentials_and_signatures():
+    from gapfill.storage import redact_text
+
+    text = (
+        "'/vsicurl/https://acc.blob.core.windows.net/c/B04.tif?st=2024&sig=ABC%2F' failed; "
+        "s3://KEY:SECRET@bucket/runs (http://user:pw@host:8080/x?token=T)"
+    )
+    assert redact_text(text) == (
+        "'/vsicurl/https://acc.blob.core.windows.net/c/B04.tif' failed; "
+        "s3://bucket/runs (http://host:8080/x)"
+    )
