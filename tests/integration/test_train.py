@@ -126,11 +126,7 @@ def test_resume_after_an_injected_failure_equals_an_uninterrupted_run(
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert [r["epoch"] for r in resumed.history] == [0.0, 1.0]
-    monkeypatch.delenv("GAPFILL_TRAIN_FAIL_AFTER_EPOCH")
-    # Re-running the same command resumes: with one more epoch only that epoch runs.
-    more = train(_cfg(cube_pc, tmp_path / "failed", method="mtcnn", epochs=3))
-    assert [r["epoch"] for r in more.history] == [0.0, 1.0, 2.0]
-    assert more.history[:2] == resumed.history
+    # (Re-running with one more epoch: test_cubes_and_checkpoints_on_an_object_store_...)
 
 
 def test_a_few_hundred_mtcnn_steps_improve_on_a_held_out_region(
@@ -244,27 +240,6 @@ def test_metrics_csv_grows_per_epoch_even_when_a_run_dies(
     assert not (tmp_path / "dies" / "model.pt").exists()  # nothing half-exported
 
 
-def test_checkpoints_on_an_object_store_url_survive_a_failure_and_resume(
-    tmp_path, cube_pc, ray_runtime, object_store, monkeypatch
-):
-    """RUN_DIR stays local (the export); the per-epoch checkpoints live in the bucket."""
-    url = object_store.url("runs/s3")
-    monkeypatch.setenv("GAPFILL_TRAIN_FAIL_AFTER_EPOCH", "0")
-    first = train(_cfg(cube_pc, tmp_path / "s3", method="cnn", epochs=2, checkpoints=url))
-    assert (tmp_path / "s3" / ".fault-injected").is_file()  # the failure did happen
-    assert [r["epoch"] for r in first.history] == [0.0, 1.0]
-    assert not (tmp_path / "s3" / "ray").exists()  # nothing went to the local default
-    states = [k for k in object_store.keys("runs/s3") if k.endswith("/state.pt")]
-    assert len(states) == 2, object_store.keys("runs/s3")
-    monkeypatch.delenv("GAPFILL_TRAIN_FAIL_AFTER_EPOCH")
-    # The same command with one more epoch resumes from the bucket's last checkpoint.
-    more = train(_cfg(cube_pc, tmp_path / "s3", method="cnn", epochs=3, checkpoints=url))
-    assert [r["epoch"] for r in more.history] == [0.0, 1.0, 2.0]
-    assert more.history[:2] == first.history
-    _, card = load_model(more.run_dir)
-    assert card.epochs == 3
-
-
 def test_bad_checkpoint_locations_are_refused_before_training(tmp_path, cube_pc, object_store):
     from gapfill.errors import ServiceError
 
@@ -288,10 +263,12 @@ def test_bad_checkpoint_locations_are_refused_before_training(tmp_path, cube_pc,
         train(_cfg(cube_pc, run_dir, checkpoints=str(tmp_path / "elsewhere")))
 
 
-def test_cubes_on_an_object_store_train_like_local_ones(
-    tmp_path, cube_pc, ray_runtime, object_store
+def test_cubes_and_checkpoints_on_an_object_store_survive_a_failure_and_resume(
+    tmp_path, cube_pc, ray_runtime, object_store, monkeypatch
 ):
-    """No shared disk assumed: the cube and the checkpoints are URLs, workers read them."""
+    """No shared disk assumed: the cube and the checkpoints are URLs, workers read them;
+    RUN_DIR stays local (the export). A run that fails after its first epoch resumes from
+    the bucket's checkpoint, and the same command with one more epoch runs only that."""
     import pyarrow.fs as pafs
 
     key = "cubes/pc.zarr"
@@ -316,24 +293,33 @@ def test_cubes_on_an_object_store_train_like_local_ones(
         checkpoints=object_store.url("runs/remote"),
         method="cnn",
         preset="test-tiny",
-        epochs=1,
+        epochs=2,
         workers=2,
         seed=3,
     )
+    monkeypatch.setenv("GAPFILL_TRAIN_FAIL_AFTER_EPOCH", "0")
     result = train(cfg)
-    _, card = load_model(result.run_dir)
-    assert card.training_cubes == (url,) and card.epochs == 1
+    monkeypatch.delenv("GAPFILL_TRAIN_FAIL_AFTER_EPOCH")
+    assert (tmp_path / "remote" / ".fault-injected").is_file()  # the failure did happen
+    assert [r["epoch"] for r in result.history] == [0.0, 1.0]
     assert result.history[0]["steps"] > 0
-    # Credentials (the secret option, user-info in the checkpoint URL) reach no file the
-    # run writes: not RUN_DIR, not the checkpoint in the bucket.
-    written = [p.read_bytes() for p in result.run_dir.rglob("*") if p.is_file()]
+    assert not (tmp_path / "remote" / "ray").exists()  # nothing went to the local default
+    _, card = load_model(result.run_dir)
+    assert card.training_cubes == (url,) and card.epochs == 2
     states = [k for k in object_store.keys("runs/remote") if k.endswith("/state.pt")]
+    assert len(states) == 2, object_store.keys("runs/remote")
+    # Credentials (the secret option, user-info in the checkpoint URL) reach no file the
+    # run writes: not RUN_DIR, not the checkpoints in the bucket.
+    written = [p.read_bytes() for p in result.run_dir.rglob("*") if p.is_file()]
     written += [object_store.fs.open_input_stream(k).read() for k in states]
-    assert states and len(written) > len(states)
+    assert len(written) > len(states)
     for secret in (b"s3cr3t-never-written", b"testing:testing@"):
         assert not [w for w in written if secret in w], secret
-    # ... and the same command (credentials given again) resumes the run, not refused.
-    assert train(cfg).history == result.history
+    # The same command (credentials given again) with one more epoch resumes from the
+    # bucket's last checkpoint: only that epoch runs.
+    more = train(cfg.model_copy(update={"epochs": 3}))
+    assert [r["epoch"] for r in more.history] == [0.0, 1.0, 2.0]
+    assert more.history[:2] == result.history
     with pytest.raises(InputError, match="is not a Zarr store"):
         build_index(DataConfig(cubes=(url + "-missing",), patch=32, storage_options=options), "B")
 
