@@ -1,5 +1,6 @@
 """The `gapfill` command as a user runs it: output, exit codes, one-line errors."""
 
+import contextlib
 import json
 import os
 import signal
@@ -187,14 +188,24 @@ def test_serve_stops_cleanly_on_sigterm(world_pc):
 
 
 def test_serve_refuses_a_port_in_use_and_starts_nothing(world_pc):
+    """Watched from its start: the refused server never had a child process (no
+    PostgreSQL), whatever else runs on the machine."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        before = _postgres_pids()
-        proc = run("stac", "serve", str(world_pc), "--port", str(port))
-        assert_one_line_error(proc, f"port {port}", "in use")
-        assert _postgres_pids() == before
+        cmd = [*GAPFILL, "stac", "serve", str(world_pc), "--port", str(port)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        children: set[int] = set()
+        watched = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                children |= {c.pid for c in watched.children(recursive=True)}
+            time.sleep(0.01)
+        out, err = proc.communicate(timeout=60)
+        done = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+        assert_one_line_error(done, f"port {port}", "in use")
+        assert not children
 
 
 def test_a_killed_server_leaves_nothing_running(world_pc):
@@ -212,16 +223,3 @@ def test_a_killed_server_leaves_nothing_running(world_pc):
     while time.monotonic() < deadline and _port_open(port):
         time.sleep(0.2)
     assert not _port_open(port)
-
-
-def _postgres_pids() -> set[int]:
-    pids = set()
-    for p in Path("/proc").iterdir():
-        if p.name.isdigit():
-            try:
-                cmd = (p / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if cmd and cmd[0].endswith(b"/postgres") and b"gapfill-stac-" in b" ".join(cmd):
-                pids.add(int(p.name))
-    return pids
