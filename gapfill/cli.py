@@ -112,14 +112,17 @@ def stac_serve(
     _logging(log_level, verbose)
     from gapfill.stac import local_stac_api
 
-    stop = threading.Event()
+    stop, serving = threading.Event(), threading.Event()
 
     def _on_signal(signum: int, _frame: object) -> None:
         stop.set()
+        if not serving.is_set():  # still starting: abort it (the start-up cleans up)
+            raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     with local_stac_api(catalogs, port=port) as api:
+        serving.set()
         typer.echo(f"STAC API: {api.url}  ({api.n_collections} collections, {api.n_items} items)")
         typer.echo("press Ctrl-C to stop")
         sys.stdout.flush()

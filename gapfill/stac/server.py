@@ -221,7 +221,12 @@ def _wait_for(check, what: str, proc: subprocess.Popen, timeout: float, logfile:
         if check():
             return
         time.sleep(0.1)
-    raise ServiceError(f"{what} did not become ready within {timeout:.0f} s (log: {logfile})")
+    # The log lives in a folder removed on the way out: quote its end, not its path.
+    lines = logfile.read_text(errors="replace").strip().splitlines() if logfile.exists() else []
+    raise ServiceError(
+        f"{what} did not become ready within {timeout:.0f} s "
+        f"(last log line: {lines[-1][:200] if lines else 'none'})"
+    )
 
 
 @contextlib.contextmanager
@@ -234,6 +239,7 @@ def local_stac_api(
     """
     _require_server_extra()
     collections, items = load_catalog_dicts(catalogs)
+    port = port or None  # 0: any free port
     if port is not None and _port_in_use(port):
         raise InputError(f"port {port} on 127.0.0.1 is already in use: pick another with --port")
     bindir = _pg_bindir()

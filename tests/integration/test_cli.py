@@ -168,14 +168,21 @@ def _postgres_children(proc: subprocess.Popen) -> list[psutil.Process]:
     """The PostgreSQL processes this server started (its own descendants only: other
     servers on the machine, other test sessions' too, are none of this test's business)."""
     kids = psutil.Process(proc.pid).children(recursive=True)
-    return [p for p in kids if p.name() == "postgres"]
+    return [p for p in kids if _is_postmaster(p)]
+
+
+def _is_postmaster(p: psutil.Process) -> bool:
+    """A PostgreSQL server (with its data folder), not initdb's short-lived bootstrap."""
+    try:
+        return p.name() == "postgres" and "-D" in p.cmdline()
+    except psutil.Error:  # it ended while we looked
+        return False
 
 
 def test_serve_stops_cleanly_on_sigterm(world_pc):
-    from gapfill.stac.server import free_port
-
-    port = free_port()
-    proc, url = _serve(world_pc, port)
+    """`--port 0` takes a free port and says which (it used to poll port 0 for 60 s)."""
+    proc, url = _serve(world_pc, 0)
+    port = int(url.rsplit(":", 1)[1])
     assert httpx.get(f"{url}/collections").status_code == 200
     started = _postgres_children(proc)
     assert started
@@ -185,6 +192,31 @@ def test_serve_stops_cleanly_on_sigterm(world_pc):
     assert not _port_open(port)
     _, alive = psutil.wait_procs(started, timeout=10)
     assert not alive
+
+
+def test_sigterm_during_start_up_stops_it_at_once(world_pc):
+    """A scheduler stopping a server that is still loading: it does not finish starting
+    first; PostgreSQL is stopped and its folder removed."""
+    proc = subprocess.Popen(
+        [*GAPFILL, "stac", "serve", str(world_pc), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (started := _postgres_children(proc)):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.05)
+    cmd = started[0].cmdline()
+    data_dir = Path(cmd[cmd.index("-D") + 1])
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and time.monotonic() - t0 < 10, err[-2000:]
+    assert "STAC API:" not in out
+    assert err.strip().splitlines()[-1].startswith("gapfill: interrupted")
+    _, alive = psutil.wait_procs(started, timeout=10)
+    assert not alive and not data_dir.exists()
 
 
 def test_serve_refuses_a_port_in_use_and_starts_nothing(world_pc):
