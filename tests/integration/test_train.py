@@ -191,7 +191,7 @@ def test_bad_inputs(tmp_path, cube_pc):
         str(tmp_path / "r"),
     ]
     with pytest.raises(InputError, match="unknown preset 'huge'"):
-        load_train_config(None, preset="huge")
+        load_train_config(None, preset="huge", cubes=[str(cube_pc)], out=str(tmp_path / "r"))
     for extra, needle in (
         (["--method", "unet"], "method"),
         (["--gpus-per-worker", "1"], "GPU"),
