@@ -519,8 +519,7 @@ def _require_report_or_absent(out: Path) -> None:
     if not out.exists() and not out.is_symlink():
         return
     if out.is_dir() and not out.is_symlink():
-        entries = list(out.iterdir())
-        if not entries or _is_report(out / "report.json"):
+        if not any(out.iterdir()) or _is_report(out / "report.json"):
             return
     raise InputError(
         f"--out {out} exists and is not a report of 'gapfill evaluate' (which replaces only "
@@ -537,6 +536,7 @@ def _write(
     (a failed run leaves the previous report whole)."""
     from gapfill.evaluate.figures import target_png
 
+    _require_report_or_absent(out)  # again: minutes have passed since evaluate() began
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -544,7 +544,6 @@ def _write(
     (tmp / "report.md").write_text(markdown(report))
     for day, preds, truth, mask in figures:
         target_png(tmp / f"{day}.png", day, preds, truth, mask)
-    _require_report_or_absent(out)
     if out.exists():
         old = out.with_name(f".{out.name}.old")
         shutil.rmtree(old, ignore_errors=True)
