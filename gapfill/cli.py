@@ -361,7 +361,9 @@ def train_cmd(
     cube: Annotated[list[str] | None, typer.Option(help="a cube (repeat for several)")] = None,
     patch: Annotated[int | None, typer.Option(help="patch size in pixels")] = None,
     method: Annotated[str | None, typer.Option(help="cnn, cgan, mtcnn or mtcgan")] = None,
-    preset: Annotated[str | None, typer.Option(help="paper, cpu-small or test-tiny")] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="paper, cpu-small, cpu-tiny or test-tiny")
+    ] = None,
     epochs: Annotated[int | None, typer.Option()] = None,
     workers: Annotated[int | None, typer.Option(help="Ray Train workers")] = None,
     gpus_per_worker: Annotated[float | None, typer.Option()] = None,

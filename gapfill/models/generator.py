@@ -50,13 +50,23 @@ class GeneratorConfig(BaseModel):
     residual_weight_channels: tuple[int, ...] = Field(
         (), description="rule both: the input channels age:t1, age:t3, avail:t3"
     )
+    blend: bool = Field(
+        False,
+        description="rule both, residual: one more output channel moves each pixel's "
+        "interpolation weight between O1 and O3 (zero: the time weight) before the "
+        "correction is added — which side a date resembles is what its SAR tells",
+    )
 
+
+_TINY: dict = {"widths": (8, 16, 16), "kernels": (3, 3, 3), "blocks": 1}
 
 # `paper` follows the text; the others are smaller, for CPUs and tests, and say so.
+# `cpu-tiny` and `test-tiny` share one net; their training presets differ (train/config.py).
 GENERATOR_PRESETS: dict[str, dict] = {
     "paper": {},
     "cpu-small": {"widths": (32, 64, 96), "blocks": 4},
-    "test-tiny": {"widths": (8, 16, 16), "kernels": (3, 3, 3), "blocks": 1},
+    "cpu-tiny": _TINY,
+    "test-tiny": _TINY,
 }
 
 
@@ -115,7 +125,9 @@ class Generator(nn.Module):
         )
         if cfg.norm == "none":
             self._init_without_norm()
-        head = nn.Conv2d(w1, cfg.out_channels, k1, padding=k1 // 2)
+        if cfg.blend and not cfg.residual_next_channels:
+            raise ValueError("blend needs the later reference (rule both, residual)")
+        head = nn.Conv2d(w1, cfg.out_channels + int(cfg.blend), k1, padding=k1 // 2)
         if cfg.residual_channels:
             if len(cfg.residual_channels) != cfg.out_channels:
                 raise ValueError("residual_channels must name one input per output channel")
@@ -146,20 +158,25 @@ class Generator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.decoder(self.blocks(self.encoder(x)))
-        if self.cfg.residual_channels:
-            return torch.clamp(self.baseline(x) + out, -1.0, 1.0)
-        return out
+        if not self.cfg.residual_channels:
+            return out
+        if self.cfg.blend:
+            return torch.clamp(self.baseline(x, out[:, -1:]) + out[:, :-1], -1.0, 1.0)
+        return torch.clamp(self.baseline(x) + out, -1.0, 1.0)
 
-    def baseline(self, x: torch.Tensor) -> torch.Tensor:
+    def baseline(self, x: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
         """What a residual generator corrects: O1, or under rule `both` the time-weighted
-        interpolation of O1 and O3 where O3 exists (the `interpolate` baseline)."""
+        interpolation of O1 and O3 where O3 exists (the `interpolate` baseline); `shift`
+        (blend) moves each pixel's weight, kept within [0, 1]."""
         base = x[:, list(self.cfg.residual_channels)]
         if not self.cfg.residual_next_channels:
             return base
         later = x[:, list(self.cfg.residual_next_channels)]
         a1, a3, avail = (x[:, i : i + 1] for i in self.cfg.residual_weight_channels)
-        w = avail * a1 / (a1 + a3).clamp_min(1e-6)
-        return base + w * (later - base)
+        w = a1 / (a1 + a3).clamp_min(1e-6)
+        if shift is not None:
+            w = torch.clamp(w + shift, 0.0, 1.0)
+        return base + avail * w * (later - base)
 
 
 def receptive_field(model: nn.Module) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import (
@@ -19,14 +19,28 @@ from gapfill.errors import InputError, first_problem
 from gapfill.storage import absolute, redacted_options, shown
 from gapfill.train.data import DataConfig
 
+if TYPE_CHECKING:
+    from gapfill.models import Generator
+
 __all__ = ["TrainConfig", "load_train_config", "TRAIN_PRESETS"]
 
-# What each preset trains with where the config does not say: patch size and epochs that
-# fit its machine (the paper's on GPUs; minutes on 2 CPU cores; seconds in tests) and
-# whether the generator corrects its reference (residual, beyond the paper).
+# What each preset trains with where the config does not say: patch size, epochs, batch
+# size and learning rate that fit its machine (the paper's on GPUs; minutes on 2 CPU cores;
+# seconds in tests) and whether the generator corrects its reference (residual, beyond the
+# paper). `cpu-tiny`: measured on the demo's synthetic world (rule both, held-out half),
+# thousands of steps of a tiny net at batch 4 and lr 1e-3 learn what a few hundred steps of
+# `cpu-small` at the paper's batch 1 and lr 2e-4 do not (benchmarks/quality.py).
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"patch": 256, "epochs": 200, "residual": False, "norm": "batch"},
     "cpu-small": {"patch": 64, "epochs": 20, "residual": True, "norm": "none"},
+    "cpu-tiny": {
+        "patch": 32,
+        "epochs": 100,
+        "residual": True,
+        "norm": "none",
+        "batch_size": 4,
+        "lr": 1e-3,
+    },
     "test-tiny": {"patch": 32, "epochs": 2, "residual": False, "norm": "batch"},
 }
 
@@ -53,8 +67,8 @@ class TrainConfig(BaseModel):
         description="the generator predicts a correction to its reference O1 (beyond the "
         "paper; Task B methods); default: the preset's",
     )
-    batch_size: int = Field(1, ge=1)
-    lr: float = Field(2e-4, gt=0)
+    batch_size: int = Field(1, ge=1, description="per worker; default: the preset's, else 1")
+    lr: float = Field(2e-4, gt=0, description="default: the preset's, else the paper's")
     betas: tuple[float, float] = (0.5, 0.999)
     workers: int = Field(2, ge=1)
     gpus_per_worker: float = Field(0.0, ge=0)
@@ -64,7 +78,16 @@ class TrainConfig(BaseModel):
     keep_checkpoints: int = Field(2, ge=1)
     max_failures: int = Field(1, ge=0)
     max_val_samples: int = Field(64, ge=0)
+    cache_mb: int = Field(
+        1024, ge=0, description="per worker: patches kept in memory after their first read"
+    )
 
+    blend: bool = Field(
+        True,
+        description="rule both with residual: the net also moves each pixel's weight "
+        "between O1 and O3 (the time weight at the start; the SAR tells which side a date "
+        "resembles); ignored otherwise",
+    )
     later_dropout: float = Field(
         0.5, ge=0, le=1, description="rule both: share of samples trained without the later side"
     )
@@ -92,6 +115,19 @@ class TrainConfig(BaseModel):
         """The reference rule reads a later clear day too (`data.reference.rule: both`)."""
         return self.data.reference.rule == "both"
 
+    def generator(self) -> Generator:
+        """The generator this config trains, freshly initialised from the torch seed."""
+        from gapfill.models import build_generator
+
+        return build_generator(
+            self.method,
+            self.preset,
+            residual=self.residual,
+            both=self.both,
+            norm=self.norm,
+            blend=self.blend and self.both and self.residual,
+        )
+
     @field_validator("init")
     @classmethod
     def _init_absolute(cls, v: str | None) -> str | None:
@@ -109,6 +145,9 @@ class TrainConfig(BaseModel):
         raw = dict(raw)
         raw.setdefault("epochs", defaults["epochs"])
         raw.setdefault("norm", defaults["norm"])
+        for key in ("batch_size", "lr"):
+            if key in defaults:
+                raw.setdefault(key, defaults[key])
         if "residual" not in raw:  # only Task B methods have a reference to correct
             method = str(raw.get("method", "mtcgan"))
             raw["residual"] = defaults["residual"] and method in ("mtcnn", "mtcgan")

@@ -19,7 +19,7 @@ from ray.train import UserCallback
 from gapfill._provenance import __version__, git_sha
 from gapfill.cube import layout
 from gapfill.errors import InputError, ServiceError
-from gapfill.models import build_generator, get_method, input_channels, receptive_field
+from gapfill.models import get_method, input_channels, receptive_field
 from gapfill.models.card import ModelCard, load_model, save_model
 from gapfill.storage import is_url, require_writable, shown
 from gapfill.train.config import TrainConfig
@@ -188,7 +188,7 @@ def _check_writable(fs: pafs.FileSystem, path: str, storage: str) -> None:
         ) from None
 
 
-_FIXED = ("method", "preset", "data", "norm", "seed", "batch_size", "residual")
+_FIXED = ("method", "preset", "data", "norm", "seed", "batch_size", "residual", "blend")
 RUN_NAME = "train"
 
 
@@ -284,9 +284,7 @@ def _check_init(cfg: TrainConfig) -> None:
     """`--init RUN_DIR` must hold a model of the same architecture and inputs."""
     assert cfg.init is not None
     _, card = load_model(cfg.init)
-    mine = build_generator(
-        cfg.method, cfg.preset, residual=cfg.residual, both=cfg.both, norm=cfg.norm
-    ).cfg
+    mine = cfg.generator().cfg
     channels = input_channels(get_method(cfg.method).task, cfg.both)
     if card.generator != mine or tuple(card.input_channels) != channels:
         raise InputError(
@@ -392,7 +390,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         raise ServiceError(f"training ended without a checkpoint ({result.error})")
     with result.checkpoint.as_directory() as path:
         state = torch.load(Path(path) / STATE_FILE, map_location="cpu", weights_only=True)
-    g = build_generator(cfg.method, cfg.preset, residual=cfg.residual, both=cfg.both, norm=cfg.norm)
+    g = cfg.generator()
     g.load_state_dict(state["generator"])
     history = list(state["history"])
     last = history[-1] if history else {}

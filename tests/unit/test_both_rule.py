@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from gapfill.cube.reference import ReferenceRule, lookahead_last, pick_next_reference
@@ -53,9 +54,10 @@ def test_a_missing_later_side_is_zeros_and_never_invalidates_a_pixel():
     np.testing.assert_allclose(x_av[names.index("age:t3")], 0.5)  # 30 / 60 days
 
 
-def test_residual_output_is_the_baseline_when_the_correction_is_zero():
+@pytest.mark.parametrize("blend", [False, True])
+def test_residual_output_is_the_baseline_when_the_correction_is_zero(blend):
     norm = Normalisation()
-    g = build_generator("mtcnn", "test-tiny", residual=True, both=True).eval()
+    g = build_generator("mtcnn", "test-tiny", residual=True, both=True, blend=blend).eval()
     for available in (True, False):
         (x, _), o1, o3 = _inputs(available)
         with torch.no_grad():
@@ -72,3 +74,19 @@ def test_residual_output_is_the_baseline_when_the_correction_is_zero():
     paper = build_generator("mtcnn", "test-tiny").eval()
     with torch.no_grad():
         assert not np.allclose(paper(torch.from_numpy(x[:8])[None])[0].numpy(), out)
+
+
+def test_blend_moves_each_pixel_between_the_earlier_and_the_later_reference():
+    norm = Normalisation()
+    g = build_generator("mtcnn", "test-tiny", residual=True, both=True, blend=True).eval()
+    head = g.decoder[-1]
+    assert head.out_channels == 5  # four corrections and the weight shift
+    for shift, weight in ((0.5, 0.75), (1.0, 1.0), (-1.0, 0.0)):
+        with torch.no_grad():
+            head.bias[-1] = shift  # the time weight 0.25 moved, kept within [0, 1]
+        for available in (True, False):
+            (x, _), o1, o3 = _inputs(available)
+            with torch.no_grad():
+                out = norm.optical_inverse(g(torch.from_numpy(x)[None])[0].numpy())
+            want = o1 + weight * (o3 - o1) if available else o1  # causal: no later side
+            np.testing.assert_allclose(out, want, atol=2e-6)

@@ -36,3 +36,18 @@ def test_a_geojson_region_file_travels_as_its_geometry(tmp_path):
     assert data.train_region == "0,0,2,2"  # bbox text stays as written
     long_wkt = "LINESTRING (" + ", ".join(f"{i} {i}" for i in range(200)) + ")"
     assert DataConfig(cubes=("a",), test_region=long_wkt).test_region == long_wkt
+
+
+def test_presets_fill_what_the_config_leaves_out_and_blend_only_applies_to_rule_both():
+    from gapfill.cube.reference import ReferenceRule
+
+    both = DataConfig(cubes=("a",), reference=ReferenceRule(rule="both"))
+    tiny = TrainConfig(data=both, out="run", method="mtcnn", preset="cpu-tiny")
+    assert (tiny.batch_size, tiny.lr, tiny.data.patch, tiny.residual) == (4, 1e-3, 32, True)
+    assert tiny.generator().cfg.blend and tiny.generator().cfg.out_channels == 4
+    mine = TrainConfig(data=both, out="run", method="mtcnn", preset="cpu-tiny", lr=3e-4)
+    assert mine.lr == 3e-4 and mine.batch_size == 4
+    paper = TrainConfig(data=DataConfig(cubes=("a",)), out="run", method="mtcgan")
+    assert (paper.batch_size, paper.lr, paper.residual) == (1, 2e-4, False)
+    causal = TrainConfig(data=DataConfig(cubes=("a",)), out="run", preset="cpu-tiny")
+    assert not causal.generator().cfg.blend  # no later side to move towards
