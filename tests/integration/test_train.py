@@ -446,7 +446,7 @@ def test_the_both_model_beats_interpolation_on_a_held_out_region(tmp_path, cube_
     for step in range(1000):
         train_set.epoch = step
         batch = [train_set[int(i)] for i in rng.integers(len(train_set), size=cfg.batch_size)]
-        train_step(g, None, opt, None, tuple(torch.stack(a) for a in zip(*batch)), 1.0)
+        train_step(g, None, opt, None, tuple(torch.stack(a) for a in zip(*batch, strict=True)), 1.0)
     g.eval()
     model, base = [], []
     with torch.no_grad():
