@@ -45,6 +45,11 @@ VARIANTS = {
     "paper": ({"residual": False, "norm": "batch"}, ReferenceRule()),
     # rule both on the tiny net (cpu-tiny: batch 4, lr 1e-3, patches of 32), with blend
     "both-tiny": ({"preset": "cpu-tiny"}, ReferenceRule(same_orbit=False, rule="both")),
+    # the same, warm-started from the synthetic cube's `both-tiny` run (run that first)
+    "both-tiny-pre": (
+        {"preset": "cpu-tiny", "epochs": 30, "init": "synthetic-mtcnn-both-tiny-100ep"},
+        ReferenceRule(same_orbit=False, rule="both"),
+    ),
     "residual": ({"residual": True, "norm": "none"}, ReferenceRule(same_orbit=False)),
     "both": ({"residual": True, "norm": "none"}, ReferenceRule(same_orbit=False, rule="both")),
     # `both` always trained with its later side (no random drop): one task for the net
@@ -60,7 +65,9 @@ def _run(demo: Path, out: Path, name: str, epochs: int | None, variant: str, met
     options, rule = VARIANTS[variant]
     options = {"preset": "cpu-small", **options}
     preset = TRAIN_PRESETS[options["preset"]]
-    epochs = epochs or preset["epochs"]
+    epochs = epochs or options.pop("epochs", preset["epochs"])
+    if "init" in options:  # a run of this script, in the same --out
+        options["init"] = str(out / options["init"])
     patch = preset["patch"]
     cube = demo / f"cube-{name}.zarr"
     if name == "real":

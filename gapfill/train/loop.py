@@ -147,6 +147,11 @@ def train_loop_per_worker(config: dict) -> None:
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
+    if device.type == "cpu":
+        # torch sized its thread pool when it was imported, before Ray set OMP_NUM_THREADS
+        # for this worker: two workers on two cores ran 2 threads each, and their spinning
+        # made a small net's steps ~4x slower (benchmarks/train_step.py --preset cpu-tiny).
+        torch.set_num_threads(max(1, int(cfg.cpus_per_worker)))
     method = get_method(cfg.method)
     index = build_index(cfg.data, method.task)
     dataset = PatchSet(index.train, cfg, method.task, train=True)
