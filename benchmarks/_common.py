@@ -51,6 +51,11 @@ def _dirty() -> bool:
     return any(not path.startswith("benchmarks/results/") for path in changed)
 
 
+# The tree measured is the one a benchmark started from: files edited while it runs (it
+# may run for an hour) are not what it measured.
+_TREE = {"git_sha": git_sha(), "dirty": _dirty()}
+
+
 def write_result(name: str, payload: dict) -> Path:
     """Write benchmarks/results/NAME.json with machine and software details."""
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -61,7 +66,7 @@ def write_result(name: str, payload: dict) -> Path:
             "platform": platform.platform(),
             "python": platform.python_version(),
         },
-        "software": {"gapfill": __version__, "git_sha": git_sha(), "dirty": _dirty()},
+        "software": {"gapfill": __version__, **_TREE},
         **payload,
     }
     path = RESULTS / f"{name}.json"

@@ -1,15 +1,17 @@
-"""The README's quality table, printed from `benchmarks/results/quality.json` (written by
-`benchmarks/quality.py`): every figure comes from the stored JSON.
+"""The README's quality tables, printed from `benchmarks/results/RESULT.json` (written by
+`benchmarks/quality.py --result RESULT`; default `quality`): every figure comes from the
+stored JSON.
 
-    .venv/bin/python benchmarks/quality_table.py
+    .venv/bin/python benchmarks/quality_table.py [RESULT]
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
-RESULT = Path(__file__).parent / "results" / "quality.json"
+RESULTS = Path(__file__).parent / "results"
 
 
 def _row(label: str, ev: dict, m: str, extra: str) -> str:
@@ -21,7 +23,7 @@ def _row(label: str, ev: dict, m: str, extra: str) -> str:
     )
 
 
-def table(data: dict, key: str = "evaluate") -> str:
+def table(data: dict, key: str = "evaluate", name: str = "quality") -> str:
     """Markdown for one kind of mask (`key`) and one cube: the baselines of the first run,
     then each run's model with its paired difference to the best baseline. A run scored on
     other days or pixels (a model that fills fewer pixels) gets its own baseline rows."""
@@ -49,7 +51,7 @@ def table(data: dict, key: str = "evaluate") -> str:
     sw = data["software"]
     lines.append("")
     lines.append(
-        f"From `{RESULT.relative_to(Path(__file__).parent.parent)}` (gapfill {sw['gapfill']}, "
+        f"From `benchmarks/results/{name}.json` (gapfill {sw['gapfill']}, "
         f"commit {sw['git_sha'][:10]}{' + uncommitted changes' if sw.get('dirty') else ''}); "
         "`*`: uses clear days after the target; `+cal`: fitted to the day's clear pixels."
     )
@@ -57,6 +59,7 @@ def table(data: dict, key: str = "evaluate") -> str:
 
 
 if __name__ == "__main__":
-    result = json.loads(RESULT.read_text())
+    name = sys.argv[1] if len(sys.argv) > 1 else "quality"
+    result = json.loads((RESULTS / f"{name}.json").read_text())
     for key, title in (("evaluate", "real cloud masks"), ("evaluate_whole_day", "whole days")):
-        print(f"### {title}\n\n{table(result, key)}\n")
+        print(f"### {title}\n\n{table(result, key, name)}\n")
