@@ -72,7 +72,6 @@ class PatchSet(Dataset):
                 x[self.later] = 0.0  # as model_input feeds a missing later side
         return torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(m)[None]
 
-
     def _read(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sample i as read from its cube, from the cache where it was kept."""
         if i in self._cache:
@@ -150,7 +149,8 @@ def train_loop_per_worker(config: dict) -> None:
     if device.type == "cpu":
         # torch sized its thread pool when it was imported, before Ray set OMP_NUM_THREADS
         # for this worker: two workers on two cores ran 2 threads each, and their spinning
-        # made a small net's steps ~4x slower (benchmarks/train_step.py --preset cpu-tiny).
+        # made small steps slow (a cpu-tiny epoch on the demo's synthetic cube: 10 s, 2.2 s
+        # with one thread each).
         torch.set_num_threads(max(1, int(cfg.cpus_per_worker)))
     method = get_method(cfg.method)
     index = build_index(cfg.data, method.task)
