@@ -1,0 +1,138 @@
+"""The table of `benchmarks/README.md`, printed from the stored results: every figure in it
+comes from `benchmarks/results/*.json`, with the tree each was measured on and the
+direction of each ratio said in words (`tests/unit/test_benchmark_table.py` checks that
+the README holds exactly this).
+
+    .venv/bin/python benchmarks/table.py
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+BEGIN = "<!-- table.py: begin -->"
+END = "<!-- table.py: end -->"
+
+
+def _tree(d: dict) -> str:
+    sw = d.get("software") or {}
+    sha = sw.get("git_sha")
+    if not sha:
+        return "tree not recorded"
+    dirty = sw.get("dirty")
+    state = (
+        " + uncommitted changes" if dirty else "" if dirty is False else ", dirty flag not recorded"
+    )
+    return f"commit {sha[:10]}{state}"
+
+
+def _synth_world(d: dict) -> str:
+    p = d["params"]
+    return (
+        f"{p['size']}² × {p['dates']} dates: time {d['time_ratio_vs_floor']}× the floor's; "
+        f"peak RSS at 4× area {d['peak_rss_ratio_4x_vs_1x']}× that at 1×"
+    )
+
+
+def _stac_search(d: dict) -> str:
+    m = d["median_s"]
+    return (
+        f"median of {d['params']['repeat']}: {m['gapfill']} s vs {m['floor_httpx']} s "
+        f"({d['items_per_search']} items): time {d['ratio_gapfill_vs_floor']}× the floor's"
+    )
+
+
+def _cube_build(d: dict) -> str:
+    w = d["world"]
+    return (
+        f"{w.get('size', '?')}² × {w.get('dates', '?')} days: throughput "
+        f"{d['throughput_ratio_gapfill_vs_floor']}× the floor's; peak RSS at 4× area "
+        f"{d['peak_rss_ratio_4x_vs_1x']}× that at 1×; stackstac's time "
+        f"{d['stackstac_vs_odc_stac_time_ratio']}× odc-stac's"
+    )
+
+
+def _train_step(d: dict) -> str:
+    p = d["params"]
+    cases = "; ".join(
+        f"{c['patch']} px: per-worker throughput {c['ratio_per_worker_ddp_vs_plain']}× plain, "
+        f"1-worker Ray {c['ratio_ray_1_worker_vs_plain']}×, "
+        f"{c['ratio_ddp_vs_concurrent_plain']}× two plain processes at once"
+        for c in d["cases"]
+    )
+    startup = d["cases"][0]["ray_startup_and_teardown_s"]
+    return (
+        f"{p['preset']}, {p['workers']} workers, batch {p['batch']}: {cases}; start-up {startup} s"
+    )
+
+
+def _fill(d: dict) -> str:
+    warm = d["fill_1x_1worker"]["warm"]
+    w = d["world"]
+    return (
+        f"{w['size']}² × {w['dates']} days, {d['preset']}: time "
+        f"{d['time_ratio_1x_warm_over_floor_in_worker']}× the bare model in the same Dask "
+        f"worker, {d['time_ratio_1x_warm_over_floor_in_process']}× in a plain process; day "
+        f"calibration {d['time_ratio_1x_warm_calibrated_over_not']}× the time without; "
+        f"halo overhead {warm['halo_overhead']} model px per output px"
+    )
+
+
+def _gpu_step(d: dict) -> str:
+    return (
+        f"{d['device']}, paper preset: {d['train_step_s_batch1_bf16_cl'] * 1000:.1f} ms/step "
+        f"bf16 + channels_last ({d['train_step_s_batch1_fp32'] * 1000:.1f} fp32); inference "
+        f"{d['infer_mpix_per_s_tile256_bf16_cl']} Mpx/s"
+    )
+
+
+BENCHMARKS: dict[str, tuple[str, Callable[[dict], str] | None]] = {
+    "synth_world": (
+        "world generation vs writing the same pixels through the same GeoTIFF→COG path",
+        _synth_world,
+    ),
+    "stac_search": (
+        "`gapfill.stac.search` vs bare httpx paging on the local pgstac API",
+        _stac_search,
+    ),
+    "cube_build": (
+        "`build_cube` vs rasterio windows + numpy + zarr; stackstac vs odc-stac",
+        _cube_build,
+    ),
+    "train_step": (
+        "Ray Train DDP steps vs a plain PyTorch loop, per worker; a 1-worker Ray run; two "
+        "plain processes at once",
+        _train_step,
+    ),
+    "fill": (
+        "`gapfill fill` end to end vs the bare generator on the same haloed windows, in the "
+        "same Dask worker and in a plain process; with and without day calibration",
+        _fill,
+    ),
+    "gpu_step": ("the paper preset on a GPU: fp32 vs bf16 + channels_last", _gpu_step),
+    "gpu_fill": ("fill's tiled inference on a GPU for several tile/batch choices", None),
+}
+
+
+def table() -> str:
+    """Markdown: one row per benchmark script, its latest figures and the tree measured."""
+    lines = [
+        "| script | compares | latest figures (from results/NAME.json) |",
+        "| --- | --- | --- |",
+    ]
+    for name, (compares, figures) in BENCHMARKS.items():
+        path = RESULTS / f"{name}.json"
+        if figures is None or not path.exists():
+            cell = "not run yet"
+        else:
+            d = json.loads(path.read_text())
+            cell = f"{figures(d)} ({_tree(d)})"
+        lines.append(f"| `{name}.py` | {compares} | {cell} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(table())
