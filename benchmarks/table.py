@@ -69,6 +69,15 @@ def _train_step(d: dict) -> str:
     )
 
 
+def _train_epoch(d: dict) -> str:
+    p = d["params"]
+    return (
+        f"{p['preset']}, {p['workers']} workers, {p['cube']}: median of {p['repeat']}: "
+        f"{d['median_product_epoch_s']} s vs {d['median_floor_epoch_s']} s per epoch: time "
+        f"{d['time_ratio_product_over_floor']}× the floor's"
+    )
+
+
 def _fill(d: dict) -> str:
     warm = d["fill_1x_1worker"]["warm"]
     w = d["world"]
@@ -106,6 +115,11 @@ BENCHMARKS: dict[str, tuple[str, Callable[[dict], str] | None]] = {
         "Ray Train DDP steps vs a plain PyTorch loop, per worker; a 1-worker Ray run; two "
         "plain processes at once",
         _train_step,
+    ),
+    "train_epoch": (
+        "`gapfill.train.train` epochs (Zarr patches, validation, checkpoints) vs the same "
+        "steps in a plain process from memory",
+        _train_epoch,
     ),
     "fill": (
         "`gapfill fill` end to end vs the bare generator on the same haloed windows, in the "

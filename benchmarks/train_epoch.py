@@ -1,0 +1,135 @@
+"""Training epochs end to end: `gapfill.train.train` (Ray Train, real patches from a
+Zarr cube, validation and a checkpoint every epoch) vs the floor — the same epoch's
+steps (same samples, global batch, model, `train_step`) in one plain PyTorch process
+from patches already in memory, with every core's thread.
+
+The product's seconds per epoch are (T(long) − T(short)) / (long − short epochs): the
+start-up of Ray and of the worker group cancels out, and everything an epoch does stays
+in (reading, augmentation, all-reduce, validation, checkpoint). Floor and product
+alternate, `--repeat` times each; the JSON keeps every run and the medians.
+
+    .venv/bin/python benchmarks/train_epoch.py [--demo demo-output] [--preset cpu-tiny]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import write_result  # noqa: E402
+from gapfill.cube.reference import ReferenceRule  # noqa: E402
+from gapfill.train import DataConfig, TrainConfig, build_index, train  # noqa: E402
+
+
+def _config(demo: Path, out: Path, preset: str, epochs: int) -> TrainConfig:
+    """Rule both on the demo's synthetic cube, its east half held out (as the demo)."""
+    meta = json.loads(next(demo.glob("world-*/world.json")).read_text())
+    minx, miny, maxx, maxy = meta["bbox_lonlat"]
+    data = DataConfig(
+        cubes=(str(demo / "cube-synthetic.zarr"),),
+        test_region=f"{(minx + maxx) / 2},{miny},{maxx},{maxy}",
+        min_target_clear=0.3,
+        reference=ReferenceRule(rule="both", same_orbit=False),
+    )
+    return TrainConfig(
+        data=data, out=str(out), method="mtcnn", preset=preset, epochs=epochs, workers=2
+    )
+
+
+def _product(demo: Path, preset: str, epochs: int) -> float:
+    """Wall seconds of a fresh `train()` run of `epochs` epochs."""
+    out = Path(tempfile.mkdtemp(prefix="gapfill-bench-train-"))
+    try:
+        t0 = time.perf_counter()
+        train(_config(demo, out / "run", preset, epochs))
+        return time.perf_counter() - t0
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def _floor(demo: Path, preset: str) -> tuple[float, int]:
+    """Seconds of one epoch's steps in a plain process (patches in memory), and steps."""
+    from gapfill.models import train_step
+    from gapfill.train.loop import PatchSet
+
+    cfg = _config(demo, Path(tempfile.gettempdir()) / "unused", preset, 1)
+    index = build_index(cfg.data, "B")
+    patches = PatchSet(index.train, cfg, "B", train=True)
+    samples = [patches[i] for i in range(len(patches))]  # read once, as the cache does
+    batch = cfg.batch_size * cfg.workers  # the product's global batch
+    torch.set_num_threads(cfg.workers)  # the cores the product's workers have
+    torch.manual_seed(cfg.seed)
+    g = cfg.generator()
+    opt = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=cfg.betas)
+    order = np.random.default_rng(0).permutation(len(samples))
+    steps = 0
+    t0 = time.perf_counter()
+    for k in range(0, len(order), batch):
+        chunk = [samples[i] for i in order[k : k + batch]]
+        x, y, m = (torch.stack(a) for a in zip(*chunk, strict=True))
+        train_step(g, None, opt, None, (x, y, m), 1.0)
+        steps += 1
+    return time.perf_counter() - t0, steps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--demo", type=Path, default=Path("demo-output"))
+    ap.add_argument("--preset", default="cpu-tiny")
+    ap.add_argument("--short", type=int, default=2, help="epochs of the short run")
+    ap.add_argument("--long", type=int, default=8, help="epochs of the long run")
+    ap.add_argument("--repeat", type=int, default=3)
+    a = ap.parse_args()
+    demo = a.demo.resolve()
+    runs = []
+    for r in range(a.repeat):
+        floor_s, steps = _floor(demo, a.preset)
+        short = _product(demo, a.preset, a.short)
+        long = _product(demo, a.preset, a.long)
+        per_epoch = (long - short) / (a.long - a.short)
+        runs.append(
+            {
+                "floor_epoch_s": round(floor_s, 3),
+                "floor_steps": steps,
+                "product_short_s": round(short, 2),
+                "product_long_s": round(long, 2),
+                "product_epoch_s": round(per_epoch, 3),
+            }
+        )
+        print(f"run {r + 1}: floor {floor_s:.2f} s/epoch, gapfill train {per_epoch:.2f} s/epoch")
+    floor = statistics.median(x["floor_epoch_s"] for x in runs)
+    product = statistics.median(x["product_epoch_s"] for x in runs)
+    path = write_result(
+        "train_epoch",
+        {
+            "command": "benchmarks/train_epoch.py " + " ".join(sys.argv[1:]),
+            "params": {
+                "preset": a.preset,
+                "cube": "demo synthetic (rule both, east half held out)",
+                "workers": 2,
+                "short_epochs": a.short,
+                "long_epochs": a.long,
+                "repeat": a.repeat,
+            },
+            "runs": runs,
+            "median_floor_epoch_s": floor,
+            "median_product_epoch_s": product,
+            "time_ratio_product_over_floor": round(product / floor, 2),
+        },
+    )
+    print(f"median: floor {floor:.2f} s, gapfill train {product:.2f} s per epoch; wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
