@@ -115,6 +115,17 @@ class TrainConfig(BaseModel):
         """The reference rule reads a later clear day too (`data.reference.rule: both`)."""
         return self.data.reference.rule == "both"
 
+    @classmethod
+    def stored(cls, text: str) -> TrainConfig:
+        """A config as a run stored it (config.json, checkpoints): runs from before `blend`
+        existed trained without it, whatever today's default says."""
+        import json
+
+        raw = json.loads(text)
+        if isinstance(raw, dict):
+            raw.setdefault("blend", False)
+        return cls.model_validate(raw)
+
     def generator(self) -> Generator:
         """The generator this config trains, freshly initialised from the torch seed."""
         from gapfill.models import build_generator

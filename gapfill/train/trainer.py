@@ -229,7 +229,7 @@ def _check_checkpoint(fs: pafs.FileSystem, root: str, storage: str, cfg: TrainCo
     try:
         with fs.open_input_stream(f"{run_path}/{name}/{STATE_FILE}") as f:
             state = torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=True)
-        old = TrainConfig.model_validate_json(state["config"])
+        old = TrainConfig.stored(state["config"])
         int(state["epoch"])
     except Exception as exc:  # torch raises RuntimeError/EOFError/pickle errors alike
         why = (str(exc).splitlines() or [type(exc).__name__])[0].split(". ")[0]
@@ -257,7 +257,7 @@ def _check_run_dir(run_dir: Path, cfg: TrainConfig) -> None:
     existing = run_dir / "config.json"
     if existing.is_file():
         try:
-            old = TrainConfig.model_validate_json(existing.read_text())
+            old = TrainConfig.stored(existing.read_text())
         except ValueError:
             raise InputError(
                 f"{existing} is not a gapfill training config: choose another --out"

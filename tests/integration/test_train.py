@@ -458,3 +458,17 @@ def test_the_both_model_beats_interpolation_on_a_held_out_region(tmp_path, cube_
     assert len(model) >= 10
     # measured: 0.73 (L1 0.0331 vs 0.0453 on 12 held-out patches); untrained: 1.0
     assert np.mean(model) < 0.85 * np.mean(base), (np.mean(model), np.mean(base))
+
+
+def test_a_run_from_before_blend_is_not_resumed_into_a_blend_net(tmp_path, cube_pc):
+    from gapfill.cube.reference import ReferenceRule
+
+    rule = ReferenceRule(rule="both", same_orbit=False)
+    cfg = _cfg(cube_pc, tmp_path / "run", method="mtcnn", residual=True, data={"reference": rule})
+    old = json.loads(cfg.model_dump_json())
+    del old["blend"]  # config.json as runs wrote it before the field existed
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps(old))
+    # Today's default (blend) would load its 4-channel head into a 5-channel one.
+    with pytest.raises(InputError, match="holds a run with other blend"):
+        train(cfg)

@@ -51,3 +51,14 @@ def test_presets_fill_what_the_config_leaves_out_and_blend_only_applies_to_rule_
     assert (paper.batch_size, paper.lr, paper.residual) == (1, 2e-4, False)
     causal = TrainConfig(data=DataConfig(cubes=("a",)), out="run", preset="cpu-tiny")
     assert not causal.generator().cfg.blend  # no later side to move towards
+
+
+def test_a_config_stored_before_blend_existed_reads_as_trained_without_it():
+    from gapfill.cube.reference import ReferenceRule
+
+    both = DataConfig(cubes=("a",), reference=ReferenceRule(rule="both"))
+    cfg = TrainConfig(data=both, out="run", method="mtcnn", preset="cpu-tiny")
+    old = json.loads(cfg.model_dump_json())
+    del old["blend"]  # what config.json held before the field existed
+    assert not TrainConfig.stored(json.dumps(old)).blend
+    assert TrainConfig.stored(cfg.model_dump_json()).blend
