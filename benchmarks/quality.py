@@ -51,10 +51,14 @@ VARIANTS = {
         ReferenceRule(same_orbit=False, rule="both"),
     ),
     "residual": ({"residual": True, "norm": "none"}, ReferenceRule(same_orbit=False)),
-    "both": ({"residual": True, "norm": "none"}, ReferenceRule(same_orbit=False, rule="both")),
+    # cpu-small, without the blend output (these rows predate it)
+    "both": (
+        {"residual": True, "norm": "none", "blend": False},
+        ReferenceRule(same_orbit=False, rule="both"),
+    ),
     # `both` always trained with its later side (no random drop): one task for the net
     "both-nodrop": (
-        {"residual": True, "norm": "none", "later_dropout": 0.0},
+        {"residual": True, "norm": "none", "later_dropout": 0.0, "blend": False},
         ReferenceRule(same_orbit=False, rule="both"),
     ),
 }
