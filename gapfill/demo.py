@@ -15,10 +15,14 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from gapfill.errors import InputError
+
+if TYPE_CHECKING:
+    from gapfill.train import TrainConfig
 
 __all__ = ["run_demo", "default_real_sample"]
 
@@ -138,6 +142,7 @@ def _train(out: Path, meta: dict | None) -> dict:
         workers=2,
         seed=0,
     )
+    _set_aside_if_other(out, name, cfg)
     t0 = time.perf_counter()
     result = train(cfg)
     typer.echo(
@@ -146,6 +151,31 @@ def _train(out: Path, meta: dict | None) -> dict:
         f"{result.run_dir}"
     )
     return {"run_dir": str(result.run_dir), "last_epoch": dict(result.history[-1])}
+
+
+def _set_aside_if_other(out: Path, name: str, cfg: TrainConfig) -> None:
+    """An older demo's run with other settings (the demo's preset changed) and what was
+    made from it move to OUT/previous-N/, said in one line: nothing is lost, and the demo
+    trains, evaluates and fills afresh instead of refusing to resume."""
+    from gapfill.train import stored_differences
+
+    diff = stored_differences(cfg.out, cfg)
+    if not diff:
+        return
+    made = [f"run-mtcnn-{name}", f"evaluate-{name}", f"filled-{name}.zarr"]
+    made += [f"filled-{name}.item.json", f"filled-{name}-quicklooks"]
+    k = 1
+    while (out / f"previous-{k}").exists():
+        k += 1
+    aside = out / f"previous-{k}"
+    aside.mkdir()
+    for item in made:
+        if (out / item).exists():
+            (out / item).rename(aside / item)
+    typer.echo(
+        f"{out / made[0]} was trained with other {', '.join(diff)} (an older demo): moved it "
+        f"and what was made from it to {aside}"
+    )
 
 
 def _fill(out: Path, name: str, run_dir: str) -> dict:

@@ -2,6 +2,14 @@
 
 from gapfill.train.config import TrainConfig, load_train_config
 from gapfill.train.data import DataConfig, build_index
-from gapfill.train.trainer import TrainResult, train
+from gapfill.train.trainer import TrainResult, stored_differences, train
 
-__all__ = ["DataConfig", "TrainConfig", "TrainResult", "build_index", "load_train_config", "train"]
+__all__ = [
+    "DataConfig",
+    "TrainConfig",
+    "TrainResult",
+    "build_index",
+    "load_train_config",
+    "stored_differences",
+    "train",
+]

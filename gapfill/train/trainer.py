@@ -252,6 +252,18 @@ def _differences(old: TrainConfig, new: TrainConfig) -> list[str]:
     return [k for k in _FIXED if getattr(a, k) != getattr(b, k)]
 
 
+def stored_differences(run_dir: str | Path, cfg: TrainConfig) -> list[str]:
+    """The settings in which the run stored in RUN_DIR differs from `cfg` so that `train`
+    would refuse to resume it (empty: none stored, or the same run)."""
+    existing = Path(run_dir) / "config.json"
+    if not existing.is_file():
+        return []
+    try:
+        return _differences(TrainConfig.stored(existing.read_text()), cfg)
+    except ValueError:
+        return ["config"]
+
+
 def _check_run_dir(run_dir: Path, cfg: TrainConfig) -> None:
     """A RUN_DIR that holds another run (other method/preset/data) is refused, not reused."""
     existing = run_dir / "config.json"
