@@ -3,7 +3,9 @@
 - it reads only `proj:epsg`: copied from `proj:code` when an item has only that;
 - float32 needs a NaN fill and `rescale=False` (scale/offset are applied by the caller);
 - `xy_coords="center"` (the default is pixel corners, half a pixel off);
-- bounds are already snapped to the grid, so `snap_bounds=False`.
+- bounds are already snapped to the grid, so `snap_bounds=False`;
+- stackstac sets no HTTP retries: a remote COG answering 429/5xx once would fail a whole
+  build, so GDAL retries (`GDAL_ENV`) with a growing delay.
 Swapping in odc-stac means rewriting this module only.
 """
 
@@ -21,7 +23,12 @@ from rasterio.enums import Resampling
 from gapfill.grid import Grid
 from gapfill.stac.providers import item_epsg
 
-__all__ = ["stac_dicts", "load"]
+__all__ = ["stac_dicts", "load", "GDAL_ENV"]
+
+# GDAL's own retry of HTTP 429, 502, 503 and 504 answers (and connection failures).
+GDAL_ENV = stackstac.DEFAULT_GDAL_ENV.updated(
+    always={"GDAL_HTTP_MAX_RETRY": "5", "GDAL_HTTP_RETRY_DELAY": "1"}
+)
 
 
 def stac_dicts(items: Sequence[Any]) -> list[dict]:
@@ -60,6 +67,7 @@ def load(
         xy_coords="center",
         properties=False,
         band_coords=False,
+        gdal_env=GDAL_ENV,
     )
     # Only the grid coordinates: item metadata coords (id, epsg, ...) would clash
     # when arrays of different items are combined.
