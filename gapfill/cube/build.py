@@ -33,6 +33,7 @@ from gapfill.cluster import dask_client
 from gapfill.cube import layout
 from gapfill.cube.compute import S1Scene, S2Day, day_dataset, valid_fraction
 from gapfill.cube.config import CubeConfig
+from gapfill.cube.loader import HTTP_RETRY
 from gapfill.errors import InputError
 from gapfill.grid import AOI, DateRange, Grid, parse_aoi, utm_epsg
 from gapfill.stac import profiles_for, search
@@ -144,7 +145,10 @@ def _probe(item: pystac.Item, keys: Sequence[str], names: Sequence[str]) -> str 
             return f"missing asset {key}"
         href = _href(item.assets[key])
         try:
-            with rasterio.open(href) as ds:
+            with (
+                rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", **HTTP_RETRY),
+                rasterio.open(href) as ds,
+            ):
                 if ds.dtypes[0] not in ASSET_DTYPES[name]:
                     return (
                         f"asset {key} holds {ds.dtypes[0]} samples, not "

@@ -5,7 +5,7 @@
 - `xy_coords="center"` (the default is pixel corners, half a pixel off);
 - bounds are already snapped to the grid, so `snap_bounds=False`;
 - stackstac sets no HTTP retries: a remote COG answering 429/5xx once would fail a whole
-  build, so GDAL retries (`GDAL_ENV`) with a growing delay.
+  build, so GDAL retries (`HTTP_RETRY`) with a growing delay.
 Swapping in odc-stac means rewriting this module only.
 """
 
@@ -23,12 +23,12 @@ from rasterio.enums import Resampling
 from gapfill.grid import Grid
 from gapfill.stac.providers import item_epsg
 
-__all__ = ["stac_dicts", "load", "GDAL_ENV"]
+__all__ = ["stac_dicts", "load", "HTTP_RETRY"]
 
-# GDAL's own retry of HTTP 429, 502, 503 and 504 answers (and connection failures).
-GDAL_ENV = stackstac.DEFAULT_GDAL_ENV.updated(
-    always={"GDAL_HTTP_MAX_RETRY": "5", "GDAL_HTTP_RETRY_DELAY": "1"}
-)
+# GDAL's own retry of HTTP 429, 502, 503 and 504 answers (and connection failures), for
+# every read of a remote COG (`load`, and the cube build's probe).
+HTTP_RETRY = {"GDAL_HTTP_MAX_RETRY": "5", "GDAL_HTTP_RETRY_DELAY": "1"}
+_GDAL_ENV = stackstac.DEFAULT_GDAL_ENV.updated(always=HTTP_RETRY)
 
 
 def stac_dicts(items: Sequence[Any]) -> list[dict]:
@@ -67,7 +67,7 @@ def load(
         xy_coords="center",
         properties=False,
         band_coords=False,
-        gdal_env=GDAL_ENV,
+        gdal_env=_GDAL_ENV,
     )
     # Only the grid coordinates: item metadata coords (id, epsg, ...) would clash
     # when arrays of different items are combined.

@@ -1,4 +1,5 @@
-"""Remote COGs: a server that answers 503 now and then does not fail the read."""
+"""Remote COGs: a server that answers 503 now and then fails neither the cube build's
+probe (which would skip the item: a day lost) nor the read."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
+import pystac
 import rasterio
 from rasterio.transform import from_origin
 
+from gapfill.cube.build import _probe
 from gapfill.cube.loader import load
 from gapfill.grid import Grid
 
@@ -85,6 +88,7 @@ def test_a_cog_read_survives_503_answers(tmp_path):
             "assets": {"b": {"href": url, "type": "image/tiff; application=geotiff"}},
             "links": [],
         }
+        assert _probe(pystac.Item.from_dict(item), ["b"], ["B02"]) is None
         grid = Grid(32631, 10.0, (500000.0, 5000000.0, 500640.0, 5000640.0))
         arr = load([item], ["b"], grid, 64).compute()
     finally:
