@@ -126,6 +126,12 @@ class TrainConfig(BaseModel):
             raw.setdefault("blend", False)
         return cls.model_validate(raw)
 
+    @property
+    def blend_active(self) -> bool:
+        """`blend` where it applies (rule both with residual): what the net is built with,
+        and what a resumed run must keep."""
+        return self.blend and self.both and self.residual
+
     def generator(self) -> Generator:
         """The generator this config trains, freshly initialised from the torch seed."""
         from gapfill.models import build_generator
@@ -136,7 +142,7 @@ class TrainConfig(BaseModel):
             residual=self.residual,
             both=self.both,
             norm=self.norm,
-            blend=self.blend and self.both and self.residual,
+            blend=self.blend_active,
         )
 
     @field_validator("init")

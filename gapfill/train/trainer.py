@@ -188,7 +188,7 @@ def _check_writable(fs: pafs.FileSystem, path: str, storage: str) -> None:
         ) from None
 
 
-_FIXED = ("method", "preset", "data", "norm", "seed", "batch_size", "residual", "blend")
+_FIXED = ("method", "preset", "data", "norm", "seed", "batch_size", "residual", "blend_active")
 RUN_NAME = "train"
 
 
@@ -252,28 +252,33 @@ def _differences(old: TrainConfig, new: TrainConfig) -> list[str]:
     return [k for k in _FIXED if getattr(a, k) != getattr(b, k)]
 
 
+def _stored_config(run_dir: Path) -> TrainConfig | None:
+    """The config of the run stored in RUN_DIR; None where it holds none."""
+    existing = run_dir / "config.json"
+    if not existing.is_file():
+        return None
+    try:
+        return TrainConfig.stored(existing.read_text())
+    except ValueError:
+        raise InputError(
+            f"{existing} is not a gapfill training config: choose another --out"
+        ) from None
+
+
 def stored_differences(run_dir: str | Path, cfg: TrainConfig) -> list[str]:
     """The settings in which the run stored in RUN_DIR differs from `cfg` so that `train`
     would refuse to resume it (empty: none stored, or the same run)."""
-    existing = Path(run_dir) / "config.json"
-    if not existing.is_file():
-        return []
     try:
-        return _differences(TrainConfig.stored(existing.read_text()), cfg)
-    except ValueError:
+        old = _stored_config(Path(run_dir))
+    except InputError:
         return ["config"]
+    return [] if old is None else _differences(old, cfg)
 
 
 def _check_run_dir(run_dir: Path, cfg: TrainConfig) -> None:
     """A RUN_DIR that holds another run (other method/preset/data) is refused, not reused."""
-    existing = run_dir / "config.json"
-    if existing.is_file():
-        try:
-            old = TrainConfig.stored(existing.read_text())
-        except ValueError:
-            raise InputError(
-                f"{existing} is not a gapfill training config: choose another --out"
-            ) from None
+    old = _stored_config(run_dir)
+    if old is not None:
         diff = _differences(old, cfg)
         default = str(run_dir / "ray")
         if (old.redacted().checkpoints or default) != (cfg.redacted().checkpoints or default):

@@ -62,3 +62,14 @@ def test_a_config_stored_before_blend_existed_reads_as_trained_without_it():
     del old["blend"]  # what config.json held before the field existed
     assert not TrainConfig.stored(json.dumps(old)).blend
     assert TrainConfig.stored(cfg.model_dump_json()).blend
+
+
+def test_a_causal_run_stored_before_blend_existed_still_resumes(tmp_path):
+    from gapfill.train import stored_differences
+
+    cfg = TrainConfig(data=DataConfig(cubes=("a",)), out=str(tmp_path), preset="cpu-small")
+    old = json.loads(cfg.model_dump_json())
+    del old["blend"]  # blend never applied to it: no later side
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    assert stored_differences(tmp_path, cfg) == []
+    assert stored_differences(tmp_path, cfg.model_copy(update={"seed": 9})) == ["seed"]
