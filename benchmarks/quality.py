@@ -69,7 +69,8 @@ def _run(demo: Path, out: Path, name: str, epochs: int | None, variant: str, met
     options, rule = VARIANTS[variant]
     options = {"preset": "cpu-small", **options}
     preset = TRAIN_PRESETS[options["preset"]]
-    epochs = epochs or options.pop("epochs", preset["epochs"])
+    variant_epochs = options.pop("epochs", preset["epochs"])
+    epochs = epochs or variant_epochs
     if "init" in options:  # a run of this script, in the same --out
         options["init"] = str(out / options["init"])
     patch = preset["patch"]
