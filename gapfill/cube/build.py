@@ -212,6 +212,16 @@ def _scenes_for(day: S2Day, scenes: Sequence[S1Scene], max_gap: float) -> list[S
     return sorted(near, key=lambda s: (abs(s.time - day.time), s.time, s.item["id"]))
 
 
+# Per day, the ids of the S1 scenes its S1 was matched from: a later run re-matches a
+# recent day only when that set changed (a new scene arrived), so a run with nothing new
+# writes nothing.
+S1_MATCHED_ATTR = "s1_items_per_day"
+
+
+def _scene_ids(day: S2Day, scenes: Sequence[S1Scene], cfg: CubeConfig) -> list[str]:
+    return [s.item["id"] for s in _scenes_for(day, scenes, cfg.max_gap_days)]
+
+
 class _Fault:
     """Counts written chunks; SIGKILLs the process when $GAPFILL_FAULT_AFTER_CHUNKS is reached."""
 
@@ -508,6 +518,11 @@ def _build_cube(out: Path, cfg: CubeConfig, dask_scheduler: str | None) -> Build
             if last is not None
             else None
         )
+        matched = (
+            json.loads(str(existing.attrs.get(S1_MATCHED_ATTR, "{}")))
+            if existing is not None
+            else {}
+        )
         for i, t in enumerate(all_times):
             found_day = by_time.get(t)
             if found_day is None:
@@ -515,7 +530,11 @@ def _build_cube(out: Path, cfg: CubeConfig, dask_scheduler: str | None) -> Build
             d = found_day
             if not complete[i]:
                 todo.append((i, d, layout.DAY_VARS))
-            elif recent is not None and t >= recent and t <= last:
+            elif (
+                recent is not None
+                and recent <= t <= last
+                and matched.get(d.day.date().isoformat()) != _scene_ids(d, scenes, cfg)
+            ):
                 todo.append((i, d, layout.S1_VARS))
         report.days_total = len(all_times)
         for batch in _batches(todo, cfg.batch_days):
@@ -534,6 +553,11 @@ def _build_cube(out: Path, cfg: CubeConfig, dask_scheduler: str | None) -> Build
                 group,
                 "items_per_day",
                 {d.day.date().isoformat(): [it["id"] for it in d.items] for _, d, _ in batch},
+            )
+            _update_json_attr(
+                group,
+                S1_MATCHED_ATTR,
+                {d.day.date().isoformat(): _scene_ids(d, scenes, cfg) for _, d, _ in batch},
             )
             for i, d, _ in batch:
                 _set_complete(group, i, True)

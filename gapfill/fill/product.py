@@ -38,6 +38,8 @@ __all__ = [
     "UNFILLED",
     "FLAG_MEANINGS",
     "REFERENCE_DT_MISSING",
+    "DAY_INPUTS_ATTR",
+    "PIPELINE_ATTR",
     "product_template",
     "product_encoding",
 ]
@@ -50,6 +52,12 @@ DAY_VARS = (S2, STATUS, REFERENCE_DT, REFERENCE_NEXT_DT)
 NODATA, CLEAR, FILLED, UNFILLED = 0, 1, 2, 3
 FLAG_MEANINGS = ("nodata", "clear", "filled", "unfilled")
 REFERENCE_DT_MISSING = -1
+# JSON attr: per filled day, {"read_until": last cube day its fill could read (None for a
+# day copied, not filled), "run": run id}. A later cube day within that reach makes the
+# fill stale (`gapfill run` refills it).
+DAY_INPUTS_ATTR = "day_inputs"
+# Attr of a cube or product kept by `gapfill run`: the region spec's name that owns it.
+PIPELINE_ATTR = "pipeline"
 
 _ATTRS: dict[str, dict[str, Any]] = {
     S2: {

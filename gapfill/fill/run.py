@@ -37,12 +37,13 @@ from gapfill.bands import S1_POLS, S2_BANDS
 from gapfill.cluster import dask_client
 from gapfill.cube import layout
 from gapfill.cube.check import require_intact
+from gapfill.cube.reference import lookahead_last
 from gapfill.errors import InputError
 from gapfill.fill import product
 from gapfill.fill.baselines import BASELINES
 from gapfill.fill.calibrate import Calibration
 from gapfill.fill.config import FillConfig
-from gapfill.fill.task import Job, TaskResult, fill_task
+from gapfill.fill.task import Job, TaskResult, fill_task, reach
 from gapfill.grid import tile_boxes
 from gapfill.logs import progress_enabled
 from gapfill.models.card import ModelCard, load_model, weights_sha256
@@ -475,6 +476,13 @@ def fill(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillReport:
                     }
                 )
                 group.attrs["fill_runs"] = json.dumps(runs)
+                inputs = json.loads(str(group.attrs.get(product.DAY_INPUTS_ATTR, "{}")))
+                rule = reach(cfg.method, card, cfg.horizon_days)
+                times = cube["time"].values
+                for t, do in todo:
+                    until = days[lookahead_last(times, t, rule)] if do else None
+                    inputs[days[t]] = {"read_until": until, "run": report.run_id}
+                group.attrs[product.DAY_INPUTS_ATTR] = json.dumps(inputs, sort_keys=True)
                 layout.consolidate(out)
                 from gapfill.fill.item import write_item
 

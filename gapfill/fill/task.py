@@ -30,7 +30,7 @@ from gapfill.fill.calibrate import Calibration
 from gapfill.fill.infer import Window, cached_model, fill_window, halo_of
 from gapfill.models.card import ModelCard
 
-__all__ = ["Job", "TaskResult", "read_window", "read_baseline_window", "fill_task"]
+__all__ = ["Job", "TaskResult", "reach", "read_window", "read_baseline_window", "fill_task"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,19 @@ class TaskResult:
     model_px: int
     windows: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+
+
+def reach(method: str, card: ModelCard | None, horizon_days: int) -> ReferenceRule:
+    """How far from a target day its fill may read: the model's reference rule, or a
+    baseline's horizon (both sides for a baseline that uses later days)."""
+    if method == "model":
+        assert card is not None
+        return card.reference
+    return ReferenceRule(
+        lookback_days=horizon_days,
+        lookahead_days=horizon_days,
+        rule="both" if BASELINES[method].uses_later_days else "causal",
+    )
 
 
 def read_window(
@@ -111,11 +124,7 @@ def read_baseline_window(
     """The cube window over every day within `horizon_days` of the targets (before them;
     after them too for a baseline that uses later days), and the targets' indices in it."""
     times = ds["time"].values
-    span = ReferenceRule(
-        lookback_days=horizon_days,
-        lookahead_days=horizon_days,
-        rule="both" if BASELINES[method].uses_later_days else "causal",
-    )
+    span = reach(method, None, horizon_days)
     first = lookback_first(times, min(targets), span)
     last = lookahead_last(times, max(targets), span)
     sub = ds.isel({"time": slice(first, last + 1), **space})

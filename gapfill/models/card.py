@@ -26,6 +26,7 @@ __all__ = [
     "ModelCard",
     "save_model",
     "load_model",
+    "load_card",
     "weights_sha256",
 ]
 
@@ -84,8 +85,8 @@ def save_model(run_dir: str | Path, generator: torch.nn.Module, card: ModelCard)
     return run_dir
 
 
-def load_model(run_dir: str | Path) -> tuple[Generator, ModelCard]:
-    """Rebuild the generator from the card and load its weights, in eval() mode."""
+def load_card(run_dir: str | Path) -> ModelCard:
+    """The model card of a run directory, checked, without building the generator."""
     run_dir = Path(run_dir)
     card_path, weights = run_dir / CARD_FILE, run_dir / MODEL_FILE
     if not card_path.is_file() or not weights.is_file():
@@ -105,6 +106,13 @@ def load_model(run_dir: str | Path) -> tuple[Generator, ModelCard]:
             f"{card_path} is not a model card of version {CARD_CONTRACT_VERSION} (it says "
             f"{card.card_version!r}): retrain, or use the gapfill that wrote it"
         )
+    return card
+
+
+def load_model(run_dir: str | Path) -> tuple[Generator, ModelCard]:
+    """Rebuild the generator from the card and load its weights, in eval() mode."""
+    card = load_card(run_dir)
+    weights = Path(run_dir) / MODEL_FILE
     generator = Generator(card.generator)
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)

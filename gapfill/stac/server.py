@@ -191,6 +191,20 @@ class LocalStacApi:
         """Whether the database and the API processes are still running."""
         return bool(self._procs) and all(p.poll() is None for p in self._procs)
 
+    def upsert(self, items: Sequence[dict], collections: Sequence[dict] = ()) -> None:
+        """Insert or replace items (and collections) in the running API's database, as new
+        acquisitions arrive in a real catalogue."""
+        from pypgstac.db import PgstacDB
+        from pypgstac.load import Loader, Methods
+
+        with PgstacDB(dsn=self.dsn) as db:
+            loader = Loader(db)
+            if collections:
+                loader.load_collections(iter(collections), Methods.upsert)
+            if items:
+                loader.load_items(iter(items), Methods.upsert)
+        self.n_items += len(items)
+
     def close(self) -> None:
         """Stop the API and the database and remove the data folder."""
         for proc in reversed(self._procs):
