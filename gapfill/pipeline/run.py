@@ -137,18 +137,17 @@ def plan_fills(spec: RegionSpec, window: tuple[dt.date, dt.date]) -> dict[str, s
         group = zarr.open_group(spec.product.location, mode="r")
         flags = group[product.COMPLETE]
         assert isinstance(flags, zarr.Array)
-        done = np.zeros(len(days), bool)
-        done[: flags.shape[0]] = np.asarray(flags[:], bool)
+        done = np.asarray(flags[:], bool)
         inputs = json.loads(str(prod_attrs.get(product.DAY_INPUTS_ATTR, "{}")))
     else:
-        done, inputs = np.zeros(len(days), bool), {}
+        done, inputs = np.zeros(0, bool), {}
     card = load_card(spec.model) if spec.method == "model" and spec.model else None
     rule = reach(spec.method, card, spec.horizon_days)
     due: dict[str, str] = {}
     for t, day in enumerate(days):
         if not (lo <= day <= hi) or not cube_done[t]:
             continue
-        if prod_attrs is None or t >= len(done):
+        if t >= len(done):  # not in the product yet
             due[day] = "new day"
         elif not done[t]:
             due[day] = "missing or incomplete"

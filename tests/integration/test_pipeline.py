@@ -1,0 +1,206 @@
+"""`gapfill run`: a region kept up to date through the real local STAC API as new
+acquisitions are inserted into it (pgstac upsert), under a lease, with a ledger."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+import zarr
+
+from gapfill import store
+from gapfill.fill import product
+from gapfill.fill.run import FAULT_ENV
+from gapfill.lease import Lease
+from gapfill.pipeline import history, load_spec, run_pipeline
+from gapfill.stac.server import load_catalog_dicts
+from gapfill.synth import WorldSpec, make_world
+
+from tests.conftest import CHUNK, inset_aoi, world_meta
+
+GAPFILL = [sys.executable, "-m", "gapfill.cli"]
+CUT = 5  # S2 days in the catalogue at the first run; the rest arrive before the second
+
+
+@pytest.fixture(scope="module")
+def world_pipe(tmp_path_factory) -> Path:
+    """64 px flat-agri world 2024, after every session world (no shared days), 8 dates."""
+    out = tmp_path_factory.mktemp("worlds") / "pipeline"
+    make_world(out, WorldSpec(size=64, dates=8, seed=5, start=dt.date(2024, 4, 3)))
+    return out
+
+
+def _spec(tmp: Path, world: Path, url: str, address: str, name: str, method: str) -> Path:
+    meta = world_meta(world)
+    text = {
+        "name": name,
+        "aoi": inset_aoi(world),
+        "stac_url": url,
+        "window": {"start": meta["s2"][0]["datetime"][:10]},
+        "cube": {"location": "cube.zarr"},
+        "product": {"location": "filled.zarr"},
+        "method": method,
+        "cube_options": {"chunk": CHUNK, "batch_days": 4},
+        "fill_options": {"quicklooks": False, "horizon_days": 30},
+        "dask_scheduler": address,
+        "schedule": "0 6 * * *",
+    }
+    tmp.mkdir(parents=True, exist_ok=True)
+    path = tmp / "region.yaml"
+    path.write_text(yaml.safe_dump(text))
+    return path
+
+
+def _day_bytes(location: str, days: list[int]) -> dict[str, bytes]:
+    """Every stored chunk file of the product's day variables on time indices `days`."""
+    group = zarr.open_group(location, mode="r")
+    out = {}
+    for name in product.DAY_VARS:
+        for t in days:
+            for key in store.day_chunk_keys(group[name], t):
+                out[f"{name}/{key}"] = (Path(location) / name / key).read_bytes()
+    return out
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory, world_pipe, stac_api, dask_address):
+    """Two specs (a causal and a later-day baseline) run as acquisitions arrive: the first
+    CUT days' items, run; the rest upserted, run; nothing new, run."""
+    meta = world_pipe and world_meta(world_pipe)
+    cut_time = meta["s2"][CUT]["datetime"]
+    # Sentinel-1 up to a day after the last early S2 day: the scenes a few days later
+    # arrive with the late items (so that day's S1 matching changes).
+    s1_cut = dt.datetime.fromisoformat(meta["s2"][CUT - 1]["datetime"]) + dt.timedelta(days=1)
+    _, items = load_catalog_dicts([world_pipe])
+
+    def is_early(item: dict) -> bool:
+        when = item["properties"]["datetime"]
+        if item["collection"].startswith("sentinel-1"):
+            return dt.datetime.fromisoformat(when) < s1_cut
+        return when < cut_time
+
+    early = [i for i in items if is_early(i)]
+    late = [i for i in items if not is_early(i)]
+    root = tmp_path_factory.mktemp("pipelines")
+    specs = {
+        m: load_spec(_spec(root / m, world_pipe, stac_api.url, dask_address, f"test-{m}", m))
+        for m in ("persistence", "interpolate")
+    }
+    now = dt.datetime(2024, 12, 31, tzinfo=dt.UTC)
+    stac_api.upsert(early)
+    first = {m: run_pipeline(s, now=now) for m, s in specs.items()}
+    before = {m: _day_bytes(s.product.location, list(range(CUT))) for m, s in specs.items()}
+    stac_api.upsert(late)
+    second = {m: run_pipeline(s, now=now) for m, s in specs.items()}
+    third = {m: run_pipeline(s, now=now) for m, s in specs.items()}
+    return {
+        "specs": specs,
+        "first": first,
+        "second": second,
+        "third": third,
+        "before": before,
+        "days": [d["datetime"][:10] for d in meta["s2"]],
+    }
+
+
+def test_a_second_run_adds_and_fills_only_the_new_days(staged):
+    days, first, second = staged["days"], staged["first"], staged["second"]
+    spec = staged["specs"]["persistence"]
+    assert first["persistence"].days_added == days[:CUT]
+    assert sorted(first["persistence"].days_filled) == days[:CUT]
+    assert second["persistence"].days_added == days[CUT:]
+    assert sorted(second["persistence"].days_filled) == days[CUT:]
+    assert set(second["persistence"].days_filled.values()) == {"new day"}
+    # S1 scenes a few days after the last early day arrived with the later items: that
+    # day's S1 is matched again; its persistence fill reads no S1, so it stands.
+    assert days[CUT - 1] in second["persistence"].days_s1_rematched
+    after = _day_bytes(spec.product.location, list(range(CUT)))
+    assert after == staged["before"]["persistence"]
+    filled = xr.open_zarr(spec.product.location)
+    assert bool(filled[product.COMPLETE].all()) and filled.sizes["time"] == len(days)
+
+
+def test_a_later_clear_day_makes_an_interpolated_day_stale_and_refilled(staged):
+    days, second = staged["days"], staged["second"]["interpolate"]
+    spec = staged["specs"]["interpolate"]
+    stale = {d: why for d, why in second.days_filled.items() if why.startswith("stale")}
+    # Within its 30-day horizon of the first new day: the last early days are refilled.
+    assert days[CUT - 1] in stale and days[0] not in second.days_filled
+    assert f"later days up to {days[CUT + 2]}" in stale[days[CUT - 1]]
+    inputs = json.loads(xr.open_zarr(spec.product.location).attrs[product.DAY_INPUTS_ATTR])
+    assert inputs[days[CUT - 1]]["read_until"] in (days[CUT + 1], days[CUT + 2], None)
+    ledger = history(spec)
+    assert [r["status"] for r in ledger] == ["done", "done", "nothing to do"]
+    assert ledger[1]["days_filled"] == second.days_filled
+    assert ledger[1]["spec"] == "test-interpolate" and ledger[1]["spec_hash"] == spec.digest()
+
+
+def test_a_run_with_nothing_new_does_nothing(staged):
+    for rec in staged["third"].values():
+        assert rec.status == "nothing to do"
+        assert rec.days_added == rec.days_s1_rematched == [] and rec.days_filled == {}
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(staged, tmp_path, world_pipe, stac_api,
+                                                     dask_address):  # fmt: skip
+    path = _spec(tmp_path, world_pipe, stac_api.url, dask_address, "test-plan", "persistence")
+    res = subprocess.run([*GAPFILL, "run", str(path), "--dry-run", "--now", "2024-12-31"],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert f"fill {staged['days'][0]}: new day" in res.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["region.yaml"]
+
+
+def test_a_store_of_another_spec_is_refused(staged, tmp_path):
+    theirs = staged["specs"]["persistence"]
+    mine = theirs.model_copy(update={"name": "intruder"})
+    before = history(theirs)
+    with pytest.raises(Exception, match="kept by region spec 'test-persistence'"):
+        run_pipeline(mine, now=dt.datetime(2024, 12, 31, tzinfo=dt.UTC))
+    assert history(theirs) == before
+
+
+def test_a_held_lease_refuses_a_run_with_exit_75(staged, tmp_path, world_pipe, stac_api,
+                                                  dask_address):  # fmt: skip
+    path = _spec(tmp_path, world_pipe, stac_api.url, dask_address, "test-held", "persistence")
+    spec = load_spec(path)
+    with Lease(spec.product.location, "someone else").held() as held:
+        res = subprocess.run([*GAPFILL, "run", str(path), "--now", "2024-12-31"],
+                             capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert res.returncode == 75
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("gapfill:")]
+    assert lines == [
+        f"gapfill: error: {spec.product.location} is held by run {held.run_id} of someone "
+        f"else (pid {os.getpid()} on {held.host}, lease until {held.expires[:19]}Z): this "
+        "run did nothing; the next scheduled run will go on once that one ends"
+    ]
+    assert not Path(spec.cube.location).exists() and not Path(spec.product.location).exists()
+
+
+def test_a_run_killed_mid_fill_is_completed_by_the_next(staged, tmp_path, world_pipe,
+                                                        stac_api, dask_address):  # fmt: skip
+    path = _spec(tmp_path, world_pipe, stac_api.url, dask_address, "test-killed", "persistence")
+    spec = load_spec(path)
+    argv = [*GAPFILL, "run", str(path), "--now", "2024-12-31"]
+    killed = subprocess.run(argv, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, FAULT_ENV: "2"})  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL
+    assert Lease(spec.product.location, "x").read() is not None  # the dead run's lease
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "took over the expired lease" in done.stderr
+    ours = xr.open_zarr(spec.product.location).load()
+    clean = xr.open_zarr(staged["specs"]["persistence"].product.location).load()
+    for name in product.DAY_VARS:
+        xr.testing.assert_identical(ours[name], clean[name])
+    assert [r["status"] for r in history(spec)] == ["done"]  # the killed run wrote none
+    assert np.asarray(ours[product.COMPLETE]).all()
