@@ -24,7 +24,6 @@ from gapfill.lease import Lease
 from gapfill.pipeline import history, load_spec, run_pipeline
 from gapfill.stac.server import load_catalog_dicts
 from gapfill.synth import WorldSpec, make_world
-
 from tests.conftest import CHUNK, inset_aoi, world_meta
 
 GAPFILL = [sys.executable, "-m", "gapfill.cli"]

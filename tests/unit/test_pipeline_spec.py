@@ -83,23 +83,24 @@ def _minimal() -> dict:
     }
 
 
-@pytest.mark.parametrize(
-    "edit, expected",
-    [
-        (lambda t: t.replace("  chunk: 64", "  chunks: 64"), "line 12: cube_options.chunks: unknown key"),
-        (lambda t: t.replace("  chunk: 64", "  chunk: many"), "line 12: cube_options.chunk: Input should be"),
-        (lambda t: t + "colour: blue\n", "line 14: colour: unknown key"),
-        (lambda t: t.replace('"0 6 * * *"', '"61 6 * * *"'), "line 13: schedule: '61 6 * * *' is not a cron line"),
-        (lambda t: t.replace("  start: 2017-08-01", "  start: 2017-08-01\n  last: 90d"), "window: give either start"),
-        (lambda t: t.replace("method: persistence", "method: model"), "model: give the run directory"),
-        (lambda t: t.replace("method: persistence", "method: auto"), "line 10: method: Input should be"),
-        (lambda t: t.replace("name: test-region", "name: Test Region"), "line 1: name: String should match"),
-        (lambda t: "- just\n- a list\n", "expected a mapping"),
-        (lambda t: t.replace("window:", "window: [").replace("schedule", "]schedule"), "fix the YAML"),
-    ],
-)  # fmt: skip
-def test_a_bad_spec_is_one_line_naming_line_and_key(tmp_path, edit, expected):
-    path = _write(tmp_path, edit(GOOD))
+# (text replaced, replacement, what the one line says): None replaces the whole file.
+BAD = [
+    ("  chunk: 64", "  chunks: 64", "line 12: cube_options.chunks: unknown key"),
+    ("  chunk: 64", "  chunk: many", "line 12: cube_options.chunk: Input should be"),
+    ("schedule:", "colour: blue\nschedule:", "line 13: colour: unknown key"),
+    ('"0 6 * * *"', '"61 6 * * *"', "line 13: schedule: '61 6 * * *' is not a cron line"),
+    ("  start: 2017-08-01", "  start: 2017-08-01\n  last: 90d", "window: give either start"),
+    ("method: persistence", "method: model", "model: give the run directory"),
+    ("method: persistence", "method: auto", "line 10: method: Input should be"),
+    ("name: test-region", "name: Test Region", "line 1: name: String should match"),
+    (None, "- just\n- a list\n", "expected a mapping"),
+    ("window:", "window: [", "fix the YAML"),
+]
+
+
+@pytest.mark.parametrize("old, new, expected", BAD)
+def test_a_bad_spec_is_one_line_naming_line_and_key(tmp_path, old, new, expected):
+    path = _write(tmp_path, new if old is None else GOOD.replace(old, new))
     with pytest.raises(InputError) as err:
         load_spec(path)
     assert expected in str(err.value)
