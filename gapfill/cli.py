@@ -196,7 +196,13 @@ def build_cube_cmd(
     aoi: Annotated[str, typer.Option(help="GeoJSON file, minx,miny,maxx,maxy (lon/lat) or WKT")],
     start: Annotated[str, typer.Option(help="first day, YYYY-MM-DD (UTC, inclusive)")],
     end: Annotated[str, typer.Option(help="last day, YYYY-MM-DD (UTC, inclusive)")],
-    out: Annotated[Path, typer.Option(help="the cube (Zarr v3); an existing one is extended")],
+    out: Annotated[
+        str,
+        typer.Option(
+            help="the cube (Zarr v3), a path or an fsspec URL (s3://...: credentials and "
+            "endpoint from the environment, e.g. AWS_* variables); an existing one is extended"
+        ),
+    ],
     provider: Annotated[str | None, typer.Option(help="S2 provider")] = None,
     s1_provider: Annotated[str | None, typer.Option(help="Sentinel-1 provider")] = None,
     stac_url: Annotated[str | None, typer.Option(help="any STAC API URL")] = None,
@@ -278,7 +284,9 @@ def _print_cube_info(info: dict) -> None:
 
 @cube_app.command("info")
 def cube_info_cmd(
-    cube: Annotated[Path, typer.Argument(help="a cube made by 'gapfill build-cube'")],
+    cube: Annotated[
+        str, typer.Argument(help="a cube made by 'gapfill build-cube' (a path or a URL)")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     log_level: LogLevel = "WARNING",
     verbose: Verbose = 0,

@@ -76,5 +76,8 @@ def setup_logging(level: str | int = "INFO") -> None:
     logging.getLogger("urllib3").setLevel(logging.ERROR)
     # rasterio logs every GDAL error at INFO, even ones the caller handles.
     logging.getLogger("rasterio").setLevel(logging.WARNING)
+    # Object stores: botocore says where it found its endpoint and credentials at INFO.
+    for name in ("botocore", "aiobotocore", "s3fs"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     logging.getLogger("gapfill").setLevel(level)
     _QUIET_DASK.quiet = level > logging.DEBUG

@@ -75,11 +75,14 @@ def redacted_options(options: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def require_writable(location: str | Path, flag: str) -> None:
+def require_writable(
+    location: str | Path, flag: str, storage_options: dict[str, Any] | None = None
+) -> None:
     """Refuse, before any work, an output location that cannot be created: its nearest
-    existing ancestor must be a folder this process may write into. URLs are left to the
-    store (their permissions show only when written)."""
+    existing ancestor must be a folder this process may write into; at a URL, a probe
+    object beside the store must be writable (bucket, endpoint, credentials)."""
     if is_url(str(location)):
+        _probe_url(str(location), flag, storage_options)
         return
     path = Path(absolute(str(location)))
     parent = path.parent
@@ -100,13 +103,25 @@ def require_writable(location: str | Path, flag: str) -> None:
 
 
 @contextlib.contextmanager
-def exclusive_run(location: str | Path, busy: str) -> Iterator[None]:
+def exclusive_run(
+    location: str | Path, busy: str, storage_options: dict[str, Any] | None = None
+) -> Iterator[None]:
     """Hold `.NAME.lock` beside a local store for the whole run; a second run on the same
     store is refused at once with `busy`. The file is removed on the way out, so nothing
     is left beside the store, and a lock is only trusted while its file is still the one
-    at that path (a run that locked a file another run just removed tries again)."""
-    if is_url(str(location)):  # object stores: leases, not flock (see the pipelines issue)
-        yield
+    at that path (a run that locked a file another run just removed tries again).
+    On an object store, where no lock files exist, the run holds a lease instead
+    (`gapfill.lease`: `NAME.lease`, created only if absent, renewed, expiring)."""
+    if is_url(str(location)):
+        from gapfill.lease import Lease, LeaseHeld
+
+        lease = Lease(str(location), "gapfill", storage_options=storage_options)
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(lease.held())
+            except LeaseHeld:
+                raise InputError(busy) from None
+            yield
         return
     path = Path(absolute(str(location)))
     lock = path.parent / f".{path.name}.lock"
@@ -130,3 +145,29 @@ def exclusive_run(location: str | Path, busy: str) -> Iterator[None]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(lock)
         os.close(fd)
+
+
+def _probe_url(location: str, flag: str, storage_options: dict[str, Any] | None) -> None:
+    import uuid
+
+    import fsspec
+
+    from gapfill.errors import ServiceError
+
+    probe = f"{location.rstrip('/')}.probe-{uuid.uuid4().hex[:8]}"
+    try:
+        fs, path = fsspec.core.url_to_fs(probe, **(storage_options or {}))
+        fs.pipe_file(path, b"ok")
+        fs.rm_file(path)
+    except ImportError as exc:
+        raise InputError(
+            f"{flag} {shown(location)}: {exc} — install the fsspec filesystem for it "
+            "(s3fs: gapfill[s3])"
+        ) from None
+    except Exception as exc:  # botocore's NoCredentialsError, ClientError, OSError...
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise ServiceError(
+            f"{flag} {shown(location)} cannot be written ({type(exc).__name__}: "
+            f"{redact_text(reason)}): check the bucket, the endpoint and the credentials "
+            "(AWS_* variables or storage_options)"
+        ) from None

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from gapfill.errors import InputError
+from gapfill.storage import is_url
 
 __all__ = [
     "CUBE",
@@ -23,6 +24,8 @@ __all__ = [
     "day_chunk_keys",
     "missing_chunks",
     "WRITE_EMPTY_CHUNKS",
+    "zarr_store",
+    "exists",
 ]
 
 # Day writes store every chunk, even one equal to the fill value (Zarr skips those by
@@ -86,3 +89,21 @@ def missing_chunks(
             if gone:
                 out.setdefault(t, []).extend(gone)
     return out
+
+
+def zarr_store(location: str, storage_options: dict[str, Any] | None = None) -> Any:
+    """What zarr and xarray open for a store location: a local path as it is, a URL as an
+    fsspec-backed zarr store carrying its `storage_options` (to every Dask worker too)."""
+    if not is_url(location):
+        return location
+    from zarr.storage import FsspecStore
+
+    return FsspecStore.from_url(location, storage_options=storage_options or {})
+
+
+def exists(location: str, storage_options: dict[str, Any] | None = None) -> bool:
+    """Whether anything (a store, a file, a folder, objects under the prefix) is there."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(location, **(storage_options or {}))
+    return bool(fs.exists(path))

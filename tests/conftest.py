@@ -307,3 +307,57 @@ def _without_ray_overload_warning(stderr: str) -> str:
     return re.sub(
         r"[^\n]*Failed to send resource request.*?GetTimeoutError[^\n]*\n", "", stderr, flags=re.S
     )
+
+
+class ObjectStore:
+    """A bucket on a local S3-compatible server (moto), and a filesystem to look into it."""
+
+    def __init__(self, endpoint: str, bucket: str) -> None:
+        import pyarrow.fs as pafs
+
+        self.endpoint, self.bucket = endpoint, bucket
+        self.fs = pafs.S3FileSystem(
+            access_key="testing", secret_key="testing", endpoint_override=endpoint, scheme="http"
+        )
+
+    def url(self, prefix: str, bucket: str | None = None) -> str:
+        """The URL a user passes as --checkpoints (credentials and endpoint in the URL)."""
+        where = f"{bucket or self.bucket}/{prefix}"
+        return f"s3://testing:testing@{where}?endpoint_override={self.endpoint}&scheme=http"
+
+    def options(self, secret: str = "testing") -> dict:
+        """s3fs storage_options for this server (moto takes any secret)."""
+        return {"endpoint_url": f"http://{self.endpoint}", "key": "testing", "secret": secret}
+
+    def keys(self, prefix: str) -> list[str]:
+        import pyarrow.fs as pafs
+
+        selector = pafs.FileSelector(
+            f"{self.bucket}/{prefix}", recursive=True, allow_not_found=True
+        )
+        infos = self.fs.get_file_info(selector)
+        return [i.path for i in infos if i.type == pafs.FileType.File]
+
+
+@pytest.fixture(scope="session")
+def object_store():
+    """An S3 API on localhost (moto's server over HTTP) with one empty bucket."""
+    import logging
+
+    import pyarrow.fs as pafs
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    store = ObjectStore(f"{host}:{port}", "gapfill-runs")
+    pafs.S3FileSystem(
+        access_key="testing",
+        secret_key="testing",
+        endpoint_override=store.endpoint,
+        scheme="http",
+        allow_bucket_creation=True,
+    ).create_dir(store.bucket)
+    yield store
+    server.stop()

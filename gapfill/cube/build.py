@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import dask
 import numpy as np
@@ -38,7 +39,7 @@ from gapfill.errors import InputError
 from gapfill.grid import AOI, DateRange, Grid, parse_aoi, utm_epsg
 from gapfill.stac import profiles_for, search
 from gapfill.stac.providers import SensorProfile, asset_key, item_datetime, relative_orbit
-from gapfill.storage import exclusive_run, redact_text, require_writable, shown
+from gapfill.storage import absolute, exclusive_run, redact_text, require_writable, shown
 
 __all__ = ["build_cube", "BuildReport", "cube_grid", "FAULT_ENV"]
 
@@ -275,7 +276,7 @@ _FIXED = (
 )
 
 
-def _settings_of_store(existing: xr.Dataset, cfg: CubeConfig, path: Path) -> CubeConfig:
+def _settings_of_store(existing: xr.Dataset, cfg: CubeConfig, path: str) -> CubeConfig:
     """`cfg` with the existing cube's fixed settings; a different one given explicitly is
     refused in one line naming the store's value. Runs before anything is written."""
     store.require(existing.attrs, store.CUBE, str(path), "choose another --out")
@@ -318,7 +319,7 @@ def _shown(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _same_grid(existing: xr.Dataset, grid: Grid, aoi: AOI, path: Path) -> None:
+def _same_grid(existing: xr.Dataset, grid: Grid, aoi: AOI, path: str) -> None:
     old = layout.grid_of(existing)
     if old != grid:
         raise InputError(
@@ -335,7 +336,7 @@ _TILES_PER_WRITE = 4
 
 
 def _write_days(
-    path: Path, ds: xr.Dataset, index: int, names: Sequence[str], chunk: int, fault: _Fault
+    path: Any, ds: xr.Dataset, index: int, names: Sequence[str], chunk: int, fault: _Fault
 ) -> None:
     """Write consecutive days (from time `index`) as region writes of whole chunks, at
     most `_TILES_PER_WRITE` spatial chunks (all of the days) at a time."""
@@ -397,30 +398,39 @@ def _update_json_attr(group: zarr.Group, name: str, update: dict) -> None:
 
 
 def build_cube(
-    out: str | Path, cfg: CubeConfig, *, dask_scheduler: str | None = None
+    out: str | Path,
+    cfg: CubeConfig,
+    *,
+    dask_scheduler: str | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> BuildReport:
-    """Build or extend the cube at `out` for `cfg`; see the module docstring."""
-    out = Path(out)
-    require_writable(out, "--out")
-    busy = f"{out} is being built by another run: wait for it to finish, then run again"
-    with exclusive_run(out, busy):
-        return _build_cube(out, cfg, dask_scheduler)
+    """Build or extend the cube at `out` (a path, or an fsspec URL such as `s3://...` with
+    its `storage_options`, which are never recorded) for `cfg`; see the module docstring."""
+    location = absolute(str(out))
+    require_writable(location, "--out", storage_options)
+    busy = f"{shown(location)} is being built by another run: wait for it to finish, then run again"
+    with exclusive_run(location, busy, storage_options):
+        return _build_cube(location, cfg, dask_scheduler, storage_options)
 
 
-def _build_cube(out: Path, cfg: CubeConfig, dask_scheduler: str | None) -> BuildReport:
+def _build_cube(
+    out: str, cfg: CubeConfig, dask_scheduler: str | None, opts: dict[str, Any] | None
+) -> BuildReport:
+    zstore = store.zarr_store(out, opts)
+    where = shown(out)
     aoi = parse_aoi(cfg.aoi)
     existing: xr.Dataset | None = None
-    if out.exists():
+    if store.exists(out, opts):
         try:
-            existing = xr.open_zarr(out, consolidated=False)
+            existing = xr.open_zarr(zstore, consolidated=False)
         except Exception:  # not a Zarr store at all
             raise InputError(
-                f"{out} exists and is not a gapfill cube: choose another --out"
+                f"{where} exists and is not a gapfill cube: choose another --out"
             ) from None
-        cfg = _settings_of_store(existing, cfg, out)
+        cfg = _settings_of_store(existing, cfg, where)
     grid = cube_grid(aoi, cfg.resolution, cfg.epsg, cfg.max_pixels)
     if existing is not None:
-        _same_grid(existing, grid, aoi, out)
+        _same_grid(existing, grid, aoi, where)
     s2p, s1p = profiles_for(cfg.provider, cfg.stac_url, cfg.s1_provider, cfg.profile)
 
     dates = DateRange(cfg.start, cfg.end)
@@ -446,7 +456,7 @@ def _build_cube(out: Path, cfg: CubeConfig, dask_scheduler: str | None) -> Build
             f"{s1p.provider}/{s1p.collection} ({s1p.url}); "
             f"found {len(found.s2)} Sentinel-2 items"
         )
-    report = BuildReport(str(out), 0)
+    report = BuildReport(out, 0)
     s2_items = _check_items(found.s2, s2p, (*S2_BANDS, S2_SCL), cfg.strict, report.skipped_items)
     s1_items = _check_items(s1_found, s1p, S1_POLS, cfg.strict, report.skipped_items)
     days = _group_days(s2_items)
@@ -469,7 +479,7 @@ def _build_cube(out: Path, cfg: CubeConfig, dask_scheduler: str | None) -> Build
     last = max(existing_times) if existing_times else None
     if existing is not None and days and np.datetime64(days[0].day, "ns") < min(existing_times):
         raise InputError(
-            f"{out} starts on {str(min(existing_times))[:10]}: a cube only grows "
+            f"{where} starts on {str(min(existing_times))[:10]}: a cube only grows "
             "forward in time; build a new cube for earlier days"
         )
     new_days = [d for d in days if last is None or np.datetime64(d.day, "ns") > last]
@@ -493,7 +503,7 @@ def _build_cube(out: Path, cfg: CubeConfig, dask_scheduler: str | None) -> Build
         if existing is None:
             tmpl = layout.template(grid, times, cfg.chunk, attrs)
             tmpl.to_zarr(
-                out,
+                zstore,
                 compute=False,
                 zarr_format=3,
                 consolidated=False,
@@ -504,10 +514,10 @@ def _build_cube(out: Path, cfg: CubeConfig, dask_scheduler: str | None) -> Build
             # Appending rewrites the group attrs: carry the existing ones over.
             tmpl = layout.template(grid, times, cfg.chunk, dict(existing.attrs))
             tmpl.drop_vars(["band", "pol", "x", "y", layout.SPATIAL_REF]).to_zarr(
-                out, compute=False, zarr_format=3, consolidated=False, append_dim="time"
+                zstore, compute=False, zarr_format=3, consolidated=False, append_dim="time"
             )
-        layout.consolidate(out)
-        group = zarr.open_group(str(out), mode="r+", zarr_format=3, use_consolidated=False)
+        layout.consolidate(zstore)
+        group = zarr.open_group(zstore, mode="r+", zarr_format=3, use_consolidated=False)
         all_times = list(existing_times) + list(times)
         complete += [False] * len(times)
         by_time = {np.datetime64(d.day, "ns"): d for d in days}
@@ -548,7 +558,7 @@ def _build_cube(out: Path, cfg: CubeConfig, dask_scheduler: str | None) -> Build
             )
             for i, _, _ in batch:
                 _set_complete(group, i, False)
-            _write_days(out, ds, first, names, cfg.chunk, fault)
+            _write_days(zstore, ds, first, names, cfg.chunk, fault)
             _update_json_attr(
                 group,
                 "items_per_day",
@@ -563,7 +573,7 @@ def _build_cube(out: Path, cfg: CubeConfig, dask_scheduler: str | None) -> Build
                 _set_complete(group, i, True)
                 done = report.days_written if names == layout.DAY_VARS else report.days_s1_rematched
                 done.append(d.day.date().isoformat())
-            layout.consolidate(out)
+            layout.consolidate(zstore)
             log.info(
                 "days %s..%s: %s written",
                 batch[0][1].day.date(),
@@ -574,5 +584,5 @@ def _build_cube(out: Path, cfg: CubeConfig, dask_scheduler: str | None) -> Build
         _update_json_attr(group, "dropped_days", report.days_dropped)
         group.attrs["software_version"] = __version__
         group.attrs["git_sha"] = git_sha()
-        layout.consolidate(out)
+        layout.consolidate(zstore)
     return report

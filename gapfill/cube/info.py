@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from gapfill.cube import layout
+from gapfill.storage import absolute, shown
 
 __all__ = ["cube_info"]
 
 
-def _size_on_disk(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+def _size_on_disk(location: str, storage_options: dict[str, Any] | None) -> int:
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(location, **(storage_options or {}))
+    return int(fs.du(root, total=True))
 
 
-def cube_info(path: str | Path) -> dict:
-    """Days, completeness, clear fraction and S1 coverage per day, size on disk."""
-    path = Path(path)
-    ds = layout.open_cube(path)
+def cube_info(path: str | Path, storage_options: dict[str, Any] | None = None) -> dict:
+    """Days, completeness, clear fraction and S1 coverage per day, size on disk (a path or
+    an fsspec URL with its `storage_options`)."""
+    location = absolute(str(path))
+    ds = layout.open_cube(location, storage_options=storage_options)
     per_day = (
         ds[layout.CLEAR].mean(("y", "x")),
         ds[layout.S1].notnull().all("pol").mean(("y", "x")),
@@ -38,7 +44,7 @@ def cube_info(path: str | Path) -> dict:
             }
         )
     return {
-        "path": str(path),
+        "path": shown(location),
         "epsg": int(ds.attrs["epsg"]),
         "shape": [int(ds.sizes["y"]), int(ds.sizes["x"])],
         "resolution": float(ds.attrs["resolution"]),
@@ -47,5 +53,5 @@ def cube_info(path: str | Path) -> dict:
         "n_complete": sum(d["complete"] for d in days),
         "skipped_items": json.loads(ds.attrs.get("skipped_items", "{}")),
         "dropped_days": json.loads(ds.attrs.get("dropped_days", "{}")),
-        "size_on_disk_mb": round(_size_on_disk(path) / 1e6, 2),
+        "size_on_disk_mb": round(_size_on_disk(location, storage_options) / 1e6, 2),
     }

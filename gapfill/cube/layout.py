@@ -210,7 +210,7 @@ def check_region_aligned(
             )
 
 
-def consolidate(path: str | Path) -> None:
+def consolidate(path: Any) -> None:
     """Consolidated metadata, so that a plain `xr.open_zarr` opens fast and without warning.
     Rewritten after every metadata change (shape, attrs) of a cube or a product; outside
     the v3 spec, but read by zarr-python and xarray."""
@@ -220,7 +220,7 @@ def consolidate(path: str | Path) -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        zarr.consolidate_metadata(str(path))
+        zarr.consolidate_metadata(str(path) if isinstance(path, (str, Path)) else path)
 
 
 def open_cube(

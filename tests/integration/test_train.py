@@ -35,56 +35,6 @@ def ray_runtime():
     ray.shutdown()
 
 
-class ObjectStore:
-    """A bucket on a local S3-compatible server (moto), and a filesystem to look into it."""
-
-    def __init__(self, endpoint: str, bucket: str) -> None:
-        import pyarrow.fs as pafs
-
-        self.endpoint, self.bucket = endpoint, bucket
-        self.fs = pafs.S3FileSystem(
-            access_key="testing", secret_key="testing", endpoint_override=endpoint, scheme="http"
-        )
-
-    def url(self, prefix: str, bucket: str | None = None) -> str:
-        """The URL a user passes as --checkpoints (credentials and endpoint in the URL)."""
-        where = f"{bucket or self.bucket}/{prefix}"
-        return f"s3://testing:testing@{where}?endpoint_override={self.endpoint}&scheme=http"
-
-    def keys(self, prefix: str) -> list[str]:
-        import pyarrow.fs as pafs
-
-        selector = pafs.FileSelector(
-            f"{self.bucket}/{prefix}", recursive=True, allow_not_found=True
-        )
-        infos = self.fs.get_file_info(selector)
-        return [i.path for i in infos if i.type == pafs.FileType.File]
-
-
-@pytest.fixture(scope="session")
-def object_store():
-    """An S3 API on localhost (moto's server over HTTP) with one empty bucket."""
-    import logging
-
-    import pyarrow.fs as pafs
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    store = ObjectStore(f"{host}:{port}", "gapfill-runs")
-    pafs.S3FileSystem(
-        access_key="testing",
-        secret_key="testing",
-        endpoint_override=store.endpoint,
-        scheme="http",
-        allow_bucket_creation=True,
-    ).create_dir(store.bucket)
-    yield store
-    server.stop()
-
-
 def _cfg(cube, out, **kw) -> TrainConfig:
     data = DataConfig(cubes=(str(cube),), patch=32, **kw.pop("data", {}))
     base = dict(data=data, out=str(out), preset="test-tiny", epochs=1, workers=2, seed=3)
