@@ -418,8 +418,14 @@ def train_cmd(
 
 @app.command("fill")
 def fill_cmd(
-    cube: Annotated[Path, typer.Option(help="the cube (Zarr) to fill")],
-    out: Annotated[Path, typer.Option(help="the filled product (Zarr v3)")],
+    cube: Annotated[str, typer.Option(help="the cube (Zarr) to fill: a path or a URL")],
+    out: Annotated[
+        str,
+        typer.Option(
+            help="the filled product (Zarr v3): a path or an fsspec URL (s3://...: "
+            "credentials and endpoint from the environment)"
+        ),
+    ],
     model: Annotated[
         Path | None, typer.Option(help="RUN_DIR with model.pt + model.json (--method model)")
     ] = None,

@@ -75,9 +75,9 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def lease_location(store: str) -> str:
+def lease_location(store: str, suffix: str = ".lease") -> str:
     """Where the lease of the store at `store` (a path or URL) lives: beside it."""
-    return store.rstrip("/") + ".lease"
+    return store.rstrip("/") + suffix
 
 
 class Lease:
@@ -90,11 +90,14 @@ class Lease:
         *,
         ttl_s: float = 120.0,
         storage_options: dict[str, Any] | None = None,
+        suffix: str = ".lease",
     ) -> None:
         self.store = store
         self.owner = owner
         self.ttl = dt.timedelta(seconds=ttl_s)
-        self.fs, self.path = fsspec.core.url_to_fs(lease_location(store), **(storage_options or {}))
+        self.fs, self.path = fsspec.core.url_to_fs(
+            lease_location(store, suffix), **(storage_options or {})
+        )
         self.run_id = uuid.uuid4().hex[:12]
         self.info: LeaseInfo | None = None
         self.lost = threading.Event()

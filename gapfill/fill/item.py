@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import fsspec
 import numpy as np
 import pystac
 import shapely
@@ -14,30 +16,34 @@ from pyproj import Transformer
 from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import DataType, RasterBand, RasterExtension
 
+from gapfill import store
 from gapfill.bands import S2_BANDS
 from gapfill.cube import layout
 from gapfill.fill import product
+from gapfill.storage import absolute, is_url
 
 __all__ = ["write_item", "item_path"]
 
 ZARR_MEDIA_TYPE = "application/vnd+zarr"
 
 
-def item_path(out: str | Path) -> Path:
-    """`filled.zarr` -> `filled.item.json` in the same folder."""
-    out = Path(out)
-    return out.with_name(out.name.removesuffix(".zarr") + ".item.json")
+def item_path(out: str | Path) -> str:
+    """`filled.zarr` -> `filled.item.json` beside it (a path, or a URL for a store URL)."""
+    location = absolute(str(out)).rstrip("/")
+    parent, _, name = location.rpartition("/")
+    return f"{parent}/{name.removesuffix('.zarr')}.item.json"
 
 
 def _utc(t: np.datetime64) -> datetime:
     return datetime.fromisoformat(str(t.astype("datetime64[s]"))).replace(tzinfo=UTC)
 
 
-def write_item(out: str | Path) -> Path:
+def write_item(out: str | Path, storage_options: dict[str, Any] | None = None) -> str:
     """Write (or rewrite) the product's Item: footprint, time span, projection and raster
-    extensions, one asset for the Zarr store; returns its path."""
-    out = Path(out)
-    ds = xr.open_zarr(out)
+    extensions, one asset for the Zarr store; returns where (a path or URL)."""
+    location = absolute(str(out)).rstrip("/")
+    name = location.rpartition("/")[2]
+    ds = xr.open_zarr(store.zarr_store(location, storage_options))
     grid = layout.grid_of(ds)
     footprint = shapely.box(*grid.bounds)
     to_lonlat = Transformer.from_crs(grid.epsg, 4326, always_xy=True)
@@ -47,7 +53,7 @@ def write_item(out: str | Path) -> Path:
     times = ds["time"].values
     done = ds[product.COMPLETE].values
     item = pystac.Item(
-        id=out.name.removesuffix(".zarr"),
+        id=name.removesuffix(".zarr"),
         geometry=json.loads(shapely.to_geojson(geom)),
         bbox=list(geom.bounds),
         datetime=None,
@@ -69,7 +75,7 @@ def write_item(out: str | Path) -> Path:
     proj.transform = list(grid.transform)
     proj.bbox = list(grid.bounds)
     asset = pystac.Asset(
-        href=f"./{out.name}",
+        href=f"./{name}",
         media_type=ZARR_MEDIA_TYPE,
         roles=["data"],
         title="filled Sentinel-2 reflectance, status flags and reference age (Zarr v3)",
@@ -89,10 +95,14 @@ def write_item(out: str | Path) -> Path:
     ]
     for band, rb in zip(S2_BANDS, asset.extra_fields["raster:bands"], strict=True):
         rb["name"] = band
-    path = item_path(out)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(
-        json.dumps(item.to_dict(include_self_link=False, transform_hrefs=False), indent=2)
-    )
-    tmp.replace(path)
+    path = item_path(location)
+    text = json.dumps(item.to_dict(include_self_link=False, transform_hrefs=False), indent=2)
+    if is_url(path):  # an object is replaced whole by one PUT: no temporary needed
+        fs, key = fsspec.core.url_to_fs(path, **(storage_options or {}))
+        fs.pipe_file(key, text.encode())
+        return path
+    local = Path(path)
+    tmp = local.with_name(f".{local.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(local)
     return path

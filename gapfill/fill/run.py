@@ -49,7 +49,7 @@ from gapfill.logs import progress_enabled
 from gapfill.models.card import ModelCard, load_model, weights_sha256
 from gapfill.models.methods import get_method, input_channels
 from gapfill.normalize import NORM_CONTRACT_VERSION
-from gapfill.storage import require_writable
+from gapfill.storage import exclusive_run, is_url, require_writable, shown
 
 __all__ = ["fill", "FillReport", "FAULT_ENV", "check_fit"]
 
@@ -165,8 +165,42 @@ def _attrs(cfg: FillConfig, cube: xr.Dataset, card: ModelCard | None, sha: str) 
     }
 
 
+@dataclass(frozen=True)
+class _Out:
+    """The product's location: a local path (day locks beside it) or an fsspec URL (the
+    run holds a lease on it instead: object stores have no lock files)."""
+
+    location: str
+    options: dict[str, Any] | None = None
+
+    @property
+    def remote(self) -> bool:
+        return is_url(self.location)
+
+    @property
+    def path(self) -> Path:
+        return Path(self.location)
+
+    @property
+    def zs(self) -> Any:
+        return store.zarr_store(self.location, self.options)
+
+    def exists(self) -> bool:
+        return store.exists(self.location, self.options)
+
+    def remove(self) -> None:
+        import fsspec
+
+        fs, root = fsspec.core.url_to_fs(self.location, **(self.options or {}))
+        with contextlib.suppress(FileNotFoundError):
+            fs.rm(root, recursive=True)
+
+    def __str__(self) -> str:
+        return shown(self.location)
+
+
 @contextlib.contextmanager
-def _removed_on_failure(out: Path, created: bool) -> Iterator[None]:
+def _removed_on_failure(out: _Out, created: bool) -> Iterator[None]:
     """A product this run created is removed again (with its lock folder) if the run fails
     before any day of it is complete and no other run is filling days of it: a refused or
     failed first run leaves nothing behind. A product with complete days is kept, for the
@@ -178,20 +212,25 @@ def _removed_on_failure(out: Path, created: bool) -> Iterator[None]:
         if created:
             with _store_lock(out):
                 try:
-                    flags = zarr.open_array(str(out / product.COMPLETE), mode="r")
+                    group = zarr.open_group(out.zs, mode="r")
+                    flags = group[product.COMPLETE]
+                    assert isinstance(flags, zarr.Array)
                     untouched = not np.asarray(flags[:]).any()
                 except Exception:
                     untouched = True
                 if untouched and not _others_filling(out):
-                    shutil.rmtree(out, ignore_errors=True)
+                    out.remove()
                     removed = True
-        if removed:
+        if removed and not out.remote:
             shutil.rmtree(_lock_dir(out), ignore_errors=True)
         raise
 
 
-def _others_filling(out: Path) -> bool:
-    """Whether another run holds the lock of a day of `out` (ours are released by now)."""
+def _others_filling(out: _Out) -> bool:
+    """Whether another run holds the lock of a day of `out` (ours are released by now;
+    on an object store this run holds the product's lease: no other run fills it)."""
+    if out.remote:
+        return False
     with contextlib.ExitStack() as held:
         try:
             for lock in _lock_dir(out).glob("*.lock"):
@@ -202,8 +241,8 @@ def _others_filling(out: Path) -> bool:
     return False
 
 
-def _lock_dir(out: Path) -> Path:
-    return out.parent / f".{out.name}.locks"
+def _lock_dir(out: _Out) -> Path:
+    return out.path.parent / f".{out.path.name}.locks"
 
 
 @contextlib.contextmanager
@@ -221,8 +260,12 @@ def _flock(path: Path, what: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _store_lock(out: Path) -> Iterator[None]:
-    """Exclusive (blocking) lock for creating the store and updating its attrs."""
+def _store_lock(out: _Out) -> Iterator[None]:
+    """Exclusive (blocking) lock for creating the store and updating its attrs (on an
+    object store the run's lease already is)."""
+    if out.remote:
+        yield
+        return
     lock = _lock_dir(out) / "store.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "a") as fh:
@@ -233,13 +276,13 @@ def _store_lock(out: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _require_product_or_absent(out: Path) -> None:
+def _require_product_or_absent(out: _Out) -> None:
     """Refuse an `--out` that is something other than a product before any lock file is
     made beside it: a refusal leaves nothing behind."""
     if not out.exists():
         return
     try:
-        attrs = dict(zarr.open_group(str(out), mode="r").attrs)
+        attrs = dict(zarr.open_group(out.zs, mode="r").attrs)
     except Exception:
         raise InputError(
             f"{out} exists and is not a filled product: choose another --out"
@@ -248,7 +291,7 @@ def _require_product_or_absent(out: Path) -> None:
 
 
 def _open_or_create(
-    out: Path, cube: xr.Dataset, chunk: int, attrs: dict[str, Any], sha: str
+    out: _Out, cube: xr.Dataset, chunk: int, attrs: dict[str, Any], sha: str
 ) -> xr.Dataset:
     """The product store for this cube: created whole (template written aside and renamed
     into place), or checked (grid, days, model) and extended when the cube has grown."""
@@ -256,20 +299,21 @@ def _open_or_create(
     times = cube["time"].values
     with _store_lock(out):
         if not out.exists():
-            tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-            shutil.rmtree(tmp, ignore_errors=True)
-            product.product_template(grid, times, chunk, attrs).to_zarr(
-                tmp,
-                compute=False,
-                zarr_format=3,
-                consolidated=False,
-                encoding=product.product_encoding(chunk, grid),
-                mode="w-",
-            )
-            layout.consolidate(tmp)
-            tmp.rename(out)
+            tmpl = product.product_template(grid, times, chunk, attrs)
+            encoding = product.product_encoding(chunk, grid)
+            if out.remote:  # no rename on object stores: written in place, under the lease
+                tmpl.to_zarr(out.zs, compute=False, zarr_format=3, consolidated=False,
+                             encoding=encoding, mode="w-")  # fmt: skip
+                layout.consolidate(out.zs)
+            else:
+                tmp = out.path.parent / f".{out.path.name}.tmp-{os.getpid()}"
+                shutil.rmtree(tmp, ignore_errors=True)
+                tmpl.to_zarr(tmp, compute=False, zarr_format=3, consolidated=False,
+                             encoding=encoding, mode="w-")  # fmt: skip
+                layout.consolidate(tmp)
+                tmp.rename(out.path)
         try:
-            existing = xr.open_zarr(out, consolidated=False)
+            existing = xr.open_zarr(out.zs, consolidated=False)
         except Exception:
             raise InputError(
                 f"{out} exists and is not a filled product: choose another --out"
@@ -311,15 +355,15 @@ def _open_or_create(
         if len(old) < len(times):
             new = product.product_template(grid, times[len(old) :], chunk, dict(existing.attrs))
             new.drop_vars(["band", "x", "y", layout.SPATIAL_REF]).to_zarr(
-                out, compute=False, zarr_format=3, consolidated=False, append_dim="time"
+                out.zs, compute=False, zarr_format=3, consolidated=False, append_dim="time"
             )
-            layout.consolidate(out)
-            existing = xr.open_zarr(out, consolidated=False)
+            layout.consolidate(out.zs)
+            existing = xr.open_zarr(out.zs, consolidated=False)
             log.info("product extended by %d new cube days", len(times) - len(old))
     return existing
 
 
-def _same_cube(have: dict[str, Any], want: dict[str, Any], out: Path) -> None:
+def _same_cube(have: dict[str, Any], want: dict[str, Any], out: _Out) -> None:
     """A product holds the days of one cube: refuse another cube (by its id; by its location
     for cubes made before ids existed), even on the same grid and days."""
     mine, theirs = have.get(layout.CUBE_ID, ""), want.get(layout.CUBE_ID, "")
@@ -365,23 +409,39 @@ class _Progress:
             self.bar.stop()
 
 
-def fill(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillReport:
-    """Fill the cloudy days of `cfg.cube` with the model in `cfg.model` into `cfg.out`."""
+def fill(
+    cfg: FillConfig,
+    *,
+    dask_scheduler: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> FillReport:
+    """Fill the cloudy days of `cfg.cube` with the model in `cfg.model` into `cfg.out`
+    (paths, or fsspec URLs with `storage_options`, which are never recorded)."""
     if cfg.method == "auto":
         raise ValueError("--method auto is resolved by gapfill.evaluate.fill_auto, not fill")
     t_start = time.perf_counter()
     # Absolute locations: recorded in the product and its runs, read by remote workers.
     cfg = cfg.model_copy(
-        update={
-            k: str(Path(getattr(cfg, k)).resolve())
-            for k in ("cube", "model", "out")
-            if getattr(cfg, k)
-        }
+        update={k: _resolved(getattr(cfg, k)) for k in ("cube", "model", "out") if getattr(cfg, k)}
     )
-    out = Path(cfg.out)
-    require_writable(out, "--out")
-    cube = layout.open_cube(cfg.cube)
-    require_intact(cfg.cube, cube)
+    out = _Out(cfg.out, storage_options)
+    require_writable(cfg.out, "--out", storage_options)
+    busy = f"{out} is being filled by another run: wait for it to finish, then run again"
+    guard = (
+        exclusive_run(cfg.out, busy, storage_options) if out.remote else contextlib.nullcontext()
+    )
+    with guard:
+        return _fill(cfg, out, dask_scheduler, t_start)
+
+
+def _resolved(location: str) -> str:
+    return location if is_url(location) else str(Path(location).resolve())
+
+
+def _fill(cfg: FillConfig, out: _Out, dask_scheduler: str | None, t_start: float) -> FillReport:
+    cube_options = out.options if is_url(cfg.cube) else None
+    cube = layout.open_cube(cfg.cube, storage_options=cube_options)
+    require_intact(cfg.cube, cube, cube_options)
     card: ModelCard | None = None
     sha = ""
     if cfg.method == "model":
@@ -410,7 +470,7 @@ def fill(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillReport:
     # The day locks come before the Dask cluster: a second run on the same days is
     # refused in a second, not after a cluster start.
     with _removed_on_failure(out, created), locks:
-        for t in candidates:
+        for t in [] if out.remote else candidates:  # remote: the run's lease covers all days
             locks.enter_context(
                 _flock(
                     _lock_dir(out) / f"{days[t]}.lock",
@@ -432,7 +492,7 @@ def fill(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillReport:
                     todo.append((t, bool(share[k] > cfg.min_cloud)))
             for day, why in report.days_skipped.items():
                 log.info("%s: %s", day, why)
-            group = zarr.open_group(str(out), mode="r+", zarr_format=3, use_consolidated=False)
+            group = zarr.open_group(out.zs, mode="r+", zarr_format=3, use_consolidated=False)
             flags = group[product.COMPLETE]
             assert isinstance(flags, zarr.Array)
             if not cfg.overwrite:  # another run may have finished some while we looked
@@ -445,7 +505,8 @@ def fill(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillReport:
             job = Job(
                 cube=cfg.cube,
                 n_times=len(days),
-                out=str(out),
+                out=out.location,
+                storage_options=out.options,
                 model_dir=cfg.model or "",
                 method=cfg.method,
                 horizon_days=cfg.horizon_days,
@@ -461,7 +522,7 @@ def fill(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillReport:
                 (report.days_filled if do else report.days_copied).append(days[t])
             with _store_lock(out):
                 # Re-read under the lock: another run may have appended since we opened.
-                group = zarr.open_group(str(out), mode="r+", zarr_format=3, use_consolidated=False)
+                group = zarr.open_group(out.zs, mode="r+", zarr_format=3, use_consolidated=False)
                 runs = json.loads(str(group.attrs.get("fill_runs", "[]")))
                 runs.append(
                     {
@@ -483,19 +544,21 @@ def fill(cfg: FillConfig, *, dask_scheduler: str | None = None) -> FillReport:
                     until = days[lookahead_last(times, t, rule)] if do else None
                     inputs[days[t]] = {"read_until": until, "run": report.run_id}
                 group.attrs[product.DAY_INPUTS_ATTR] = json.dumps(inputs, sort_keys=True)
-                layout.consolidate(out)
+                layout.consolidate(out.zs)
                 from gapfill.fill.item import write_item
 
-                report.item = str(write_item(out))
+                report.item = write_item(out.location, out.options)
     report.seconds = round(time.perf_counter() - t_start, 2)
     area = len(todo) * grid.shape[0] * grid.shape[1]
     report.mpx_per_s = round(area / 1e6 / max(report.seconds, 1e-9), 3)
-    if cfg.quicklooks and todo:
+    if cfg.quicklooks and todo and out.remote:
+        log.info("quicklooks are written beside local products only: none for %s", out)
+    elif cfg.quicklooks and todo:
         from gapfill.fill.quicklook import quicklook, quicklook_dir
 
         for t, _ in todo:
-            png = quicklook_dir(out) / f"{days[t]}.png"
-            quicklook(out, days[t], png)
+            png = quicklook_dir(out.location) / f"{days[t]}.png"
+            quicklook(out.location, days[t], png)
             report.quicklooks.append(str(png))
     log.info(
         "filled %d days, copied %d, skipped %d: %d px filled, %d unfilled, %.2f Mpx/s",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -29,6 +30,7 @@ from gapfill.fill.baselines import BASELINES, fill_window_baseline
 from gapfill.fill.calibrate import Calibration
 from gapfill.fill.infer import Window, cached_model, fill_window, halo_of
 from gapfill.models.card import ModelCard
+from gapfill.storage import is_url
 
 __all__ = ["Job", "TaskResult", "reach", "read_window", "read_baseline_window", "fill_task"]
 
@@ -49,6 +51,7 @@ class Job:
     method: str = "model"
     horizon_days: int = 60
     calibration: Calibration = field(default_factory=Calibration)
+    storage_options: dict[str, Any] | None = None  # of cube and product URLs
 
 
 @dataclass(frozen=True)
@@ -141,11 +144,12 @@ def read_baseline_window(
 _CUBES: dict[tuple[str, int], xr.Dataset] = {}
 
 
-def _cube_for_task(path: str, n_times: int) -> xr.Dataset:
+def _cube_for_task(path: str, n_times: int, options: dict[str, Any] | None) -> xr.Dataset:
     key = (path, n_times)
     if key not in _CUBES:
         _CUBES.clear()
-        _CUBES[key] = layout.open_cube(path, chunks=None)
+        opts = options if is_url(path) else None
+        _CUBES[key] = layout.open_cube(path, chunks=None, storage_options=opts)
     return _CUBES[key]
 
 
@@ -155,7 +159,8 @@ def fill_task(
     """Fill days `targets` (cube time indices) over the chunk `box` = (y0, y1, x0, x1) and
     write it into the product; runs on a Dask worker."""
     t0 = time.perf_counter()
-    ds = _cube_for_task(job.cube, job.n_times)
+    ds = _cube_for_task(job.cube, job.n_times, job.storage_options)
+    target = store.zarr_store(job.out, job.storage_options)
     y0, y1, x0, x1 = box
     h, w = ds.sizes["y"], ds.sizes["x"]
     if job.method == "model":
@@ -205,7 +210,7 @@ def fill_task(
             }
         )
         piece.to_zarr(
-            job.out,
+            target,
             region=region,
             mode="r+",
             zarr_format=3,

@@ -24,6 +24,7 @@ import fsspec
 import numpy as np
 import zarr
 
+from gapfill import store
 from gapfill._provenance import __version__
 from gapfill.cube import layout
 from gapfill.cube.reference import lookahead_last
@@ -67,8 +68,8 @@ def ledger_location(spec: RegionSpec) -> str:
 
 
 def _fs(spec: RegionSpec, location: str) -> tuple[Any, str]:
-    opts = spec.product.storage_options if location.startswith(spec.product.location) else None
-    return fsspec.core.url_to_fs(location, **(opts or {}))
+    """The filesystem of a file beside the product (with the product's options)."""
+    return fsspec.core.url_to_fs(location, **(spec.product.storage_options or {}))
 
 
 def history(spec: RegionSpec) -> list[dict[str, Any]]:
@@ -111,11 +112,12 @@ def _require_owner(spec: RegionSpec) -> None:
             )
 
 
-def _claim(location: str, name: str) -> None:
-    group = zarr.open_group(location, mode="r+", use_consolidated=False)
+def _claim(location: str, options: dict[str, Any] | None, name: str) -> None:
+    zs = store.zarr_store(location, options)
+    group = zarr.open_group(zs, mode="r+", use_consolidated=False)
     if group.attrs.get(product.PIPELINE_ATTR) != name:
         group.attrs[product.PIPELINE_ATTR] = name
-        layout.consolidate(location)
+        layout.consolidate(zs)
 
 
 def plan_fills(spec: RegionSpec, window: tuple[dt.date, dt.date]) -> dict[str, str]:
@@ -127,14 +129,18 @@ def plan_fills(spec: RegionSpec, window: tuple[dt.date, dt.date]) -> dict[str, s
     cube_attrs = _attrs_of(spec.cube.location, spec.cube.storage_options)
     if cube_attrs is None:
         return {}
-    cube = layout.open_cube(spec.cube.location, chunks=None)
+    cube = layout.open_cube(
+        spec.cube.location, chunks=None, storage_options=spec.cube.storage_options
+    )
     times = cube["time"].values
     days = [str(t)[:10] for t in times]
     cube_done = np.asarray(cube[layout.COMPLETE].values, bool)
     lo, hi = window[0].isoformat(), window[1].isoformat()
     prod_attrs = _attrs_of(spec.product.location, spec.product.storage_options)
     if prod_attrs is not None:
-        group = zarr.open_group(spec.product.location, mode="r")
+        group = zarr.open_group(
+            store.zarr_store(spec.product.location, spec.product.storage_options), mode="r"
+        )
         flags = group[product.COMPLETE]
         assert isinstance(flags, zarr.Array)
         done = np.asarray(flags[:], bool)
@@ -178,15 +184,6 @@ def _window(
     return lo, hi
 
 
-def _require_local(spec: RegionSpec) -> None:
-    for what, st in (("cube", spec.cube), ("product", spec.product)):
-        if is_url(st.location):
-            raise InputError(
-                f"{what} {shown(st.location)}: build-cube and fill write local stores only "
-                "in this version; give a path (the lease and ledger already work on URLs)"
-            )
-
-
 def run_pipeline(
     spec: RegionSpec,
     *,
@@ -198,7 +195,6 @@ def run_pipeline(
     """One reconciling run of `spec` on day `now` (default: the current UTC time)."""
     now = now or dt.datetime.now(dt.UTC)
     window = _window(spec, now, start, end)
-    _require_local(spec)
     _require_owner(spec)
     record = RunRecord(
         run_id=uuid.uuid4().hex[:12],
@@ -217,11 +213,13 @@ def run_pipeline(
         }
         record.finished = _stamp()
         return record
+    # Its own lease (`PRODUCT.run.lease`): build-cube and fill take the stores' own.
     lease = Lease(
         spec.product.location,
         f"gapfill run {spec.name}",
         ttl_s=spec.lease_seconds,
         storage_options=spec.product.storage_options,
+        suffix=".run.lease",
     )
     with lease.held():
         record.run_id = lease.run_id
@@ -253,10 +251,15 @@ def _reconcile(spec: RegionSpec, window: tuple[dt.date, dt.date], record: RunRec
         profile=spec.profile,
         **spec.cube_settings(),
     )
-    built = build_cube(spec.cube.location, cfg, dask_scheduler=spec.dask_scheduler)
+    built = build_cube(
+        spec.cube.location,
+        cfg,
+        dask_scheduler=spec.dask_scheduler,
+        storage_options=spec.cube.storage_options,
+    )
     record.days_added = built.days_written
     record.days_s1_rematched = built.days_s1_rematched
-    _claim(spec.cube.location, spec.name)
+    _claim(spec.cube.location, spec.cube.storage_options, spec.name)
     due = plan_fills(spec, window)
     if due:
         for day, why in due.items():
@@ -270,11 +273,11 @@ def _reconcile(spec: RegionSpec, window: tuple[dt.date, dt.date], record: RunRec
             overwrite=True,
             **spec.fill_settings(),
         )
-        report = fill(fcfg, dask_scheduler=spec.dask_scheduler)
+        report = fill(fcfg, dask_scheduler=spec.dask_scheduler, storage_options=_one_options(spec))
         done = set(report.days_filled) | set(report.days_copied)
         record.days_filled = {d: why for d, why in due.items() if d in done}
         record.days_skipped = report.days_skipped
-        _claim(spec.product.location, spec.name)
+        _claim(spec.product.location, spec.product.storage_options, spec.name)
     changed = record.days_added or record.days_s1_rematched or record.days_filled
     record.status = "done" if changed else "nothing to do"
     log.info(
@@ -284,6 +287,17 @@ def _reconcile(spec: RegionSpec, window: tuple[dt.date, dt.date], record: RunRec
         len(record.days_filled),
         time.perf_counter() - t0,
     )
+
+
+def _one_options(spec: RegionSpec) -> dict[str, Any] | None:
+    """`fill` takes one set of storage options for its cube and product URLs."""
+    cube, prod = spec.cube.storage_options, spec.product.storage_options
+    if is_url(spec.cube.location) and is_url(spec.product.location) and cube != prod:
+        raise InputError(
+            "cube and product storage_options differ: fill reads and writes with one set; "
+            "give both stores the same options (or keep one of them local)"
+        )
+    return prod if is_url(spec.product.location) else cube
 
 
 def _new_days(spec: RegionSpec, window: tuple[dt.date, dt.date]) -> list[str]:
@@ -299,7 +313,9 @@ def _new_days(spec: RegionSpec, window: tuple[dt.date, dt.date]) -> list[str]:
     attrs = _attrs_of(spec.cube.location, spec.cube.storage_options)
     if attrs is None:
         return days
-    cube = layout.open_cube(spec.cube.location, chunks=None)
+    cube = layout.open_cube(
+        spec.cube.location, chunks=None, storage_options=spec.cube.storage_options
+    )
     last = str(cube["time"].values[-1])[:10]
     return [d for d in days if d > last]
 

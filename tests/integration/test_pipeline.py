@@ -172,7 +172,7 @@ def test_a_held_lease_refuses_a_run_with_exit_75(staged, tmp_path, world_pipe, s
                                                   dask_address):  # fmt: skip
     path = _spec(tmp_path, world_pipe, stac_api.url, dask_address, "test-held", "persistence")
     spec = load_spec(path)
-    with Lease(spec.product.location, "someone else").held() as held:
+    with Lease(spec.product.location, "someone else", suffix=".run.lease").held() as held:
         res = subprocess.run([*GAPFILL, "run", str(path), "--now", "2024-12-31"],
                              capture_output=True, text=True, timeout=300)  # fmt: skip
     assert res.returncode == 75
@@ -193,7 +193,8 @@ def test_a_run_killed_mid_fill_is_completed_by_the_next(staged, tmp_path, world_
     killed = subprocess.run(argv, capture_output=True, text=True, timeout=300,
                             env={**os.environ, FAULT_ENV: "2"})  # fmt: skip
     assert killed.returncode == -signal.SIGKILL
-    assert Lease(spec.product.location, "x").read() is not None  # the dead run's lease
+    dead = Lease(spec.product.location, "x", suffix=".run.lease").read()
+    assert dead is not None and dead.pid != os.getpid()  # the killed run's lease, left
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "took over the expired lease" in done.stderr
@@ -203,3 +204,31 @@ def test_a_run_killed_mid_fill_is_completed_by_the_next(staged, tmp_path, world_
         xr.testing.assert_identical(ours[name], clean[name])
     assert [r["status"] for r in history(spec)] == ["done"]  # the killed run wrote none
     assert np.asarray(ours[product.COMPLETE]).all()
+
+
+def test_a_region_on_s3_end_to_end_equals_the_local_one(
+    staged, tmp_path, world_pipe, stac_api, dask_address, object_store
+):
+    """Cube, product, lease and ledger in a bucket of a real S3 API (moto's server)."""
+    path = _spec(tmp_path, world_pipe, stac_api.url, dask_address, "test-s3", "persistence")
+    text = yaml.safe_load(path.read_text())
+    opts = object_store.options()
+    base = f"s3://{object_store.bucket}/regions/test-s3"
+    text["cube"] = {"location": f"{base}/cube.zarr", "storage_options": opts}
+    text["product"] = {"location": f"{base}/filled.zarr", "storage_options": opts}
+    path.write_text(yaml.safe_dump(text))
+    spec = load_spec(path)
+    now = dt.datetime(2024, 12, 31, tzinfo=dt.UTC)
+    first = run_pipeline(spec, now=now)
+    assert first.status == "done" and len(first.days_filled) == len(staged["days"])
+    again = run_pipeline(spec, now=now)
+    assert again.status == "nothing to do"
+    remote = xr.open_zarr(f"{base}/filled.zarr", storage_options=opts).load()
+    local = xr.open_zarr(staged["specs"]["persistence"].product.location).load()
+    for name in product.DAY_VARS:
+        xr.testing.assert_identical(remote[name], local[name])
+    assert [r["status"] for r in history(spec)] == ["done", "nothing to do"]
+    keys = object_store.keys("regions/test-s3")
+    assert any(k.endswith("filled.item.json") for k in keys)
+    assert not [k for k in keys if ".lease" in k]  # every lease released
+    assert list(tmp_path.iterdir()) == [path]  # nothing written locally
