@@ -232,3 +232,20 @@ def test_a_region_on_s3_end_to_end_equals_the_local_one(
     assert any(k.endswith("filled.item.json") for k in keys)
     assert not [k for k in keys if ".lease" in k]  # every lease released
     assert list(tmp_path.iterdir()) == [path]  # nothing written locally
+
+
+def test_a_failed_run_leaves_the_product_and_says_why_in_the_ledger(staged, tmp_path):
+    from gapfill.errors import ServiceError
+    from gapfill.stac.server import free_port
+
+    spec = staged["specs"]["persistence"]
+    dead = spec.model_copy(update={"stac_url": f"http://127.0.0.1:{free_port()}"})
+    days = list(range(len(staged["days"])))
+    before = _day_bytes(spec.product.location, days)
+    with pytest.raises(ServiceError) as err:
+        run_pipeline(dead, now=dt.datetime(2024, 12, 31, tzinfo=dt.UTC))
+    assert "\n" not in str(err.value)
+    last = history(spec)[-1]
+    assert last["status"] == "failed" and last["error"] == str(err.value)
+    assert _day_bytes(spec.product.location, days) == before
+    assert bool(xr.open_zarr(spec.product.location)[product.COMPLETE].all())
