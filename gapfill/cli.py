@@ -535,11 +535,9 @@ def run_cmd(
     region = load_spec(spec)
     if show_history:
         for past in history(region):
-            filled = ", ".join(f"{d} ({why})" for d, why in past["days_filled"].items())
             typer.echo(
                 f"{past['started']} {past['run_id']} {past['status']}: "
-                f"{len(past['days_added'])} days added"
-                + (f"; filled {filled}" if filled else "")
+                f"{_days_summary(past['days_added'], past['days_filled'])}"
                 + (f"; error: {past['error']}" if past["error"] else "")
             )
         return
@@ -569,9 +567,19 @@ def run_cmd(
             typer.echo("  nothing to fill")
         return
     typer.echo(
-        f"{rec.spec}: {rec.status}; {len(rec.days_added)} days added, "
-        f"{len(rec.days_filled)} filled ({', '.join(rec.days_filled) or '-'}); run {rec.run_id}"
+        f"{rec.spec}: {rec.status}; {_days_summary(rec.days_added, rec.days_filled)}; "
+        f"run {rec.run_id} (details: gapfill run {spec} --history)"
     )
+
+
+def _days_summary(added: list[str], filled: dict[str, str]) -> str:
+    """`29 days added (D1..D2), 38 filled: 29 new day, 9 stale` on one line."""
+    from collections import Counter
+
+    span = f" ({min(added)}..{max(added)})" if added else ""
+    kinds = Counter(why.split(":")[0] for why in filled.values())
+    why = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+    return f"{len(added)} days added{span}, {len(filled)} filled" + (f": {why}" if why else "")
 
 
 @app.command("pipeline-schema")
