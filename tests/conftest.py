@@ -245,6 +245,26 @@ def untrained_model(method: str = "mtcnn", preset: str = "test-tiny", seed: int 
     return g, card
 
 
+def untrained_both_model(lookahead_days: int = 60):
+    """An untrained test-tiny MTCNN reading both sides (rule `both`) and its card."""
+    import torch
+
+    from gapfill.cube.reference import ReferenceRule
+    from gapfill.models import build_generator, input_channels, receptive_field
+
+    _, card = untrained_model()
+    torch.manual_seed(0)
+    gb = build_generator("mtcnn", "test-tiny", both=True).eval()
+    return gb, card.model_copy(
+        update={
+            "generator": gb.cfg,
+            "input_channels": input_channels("B", both=True),
+            "receptive_field_px": receptive_field(gb),
+            "reference": ReferenceRule(rule="both", lookahead_days=lookahead_days),
+        }
+    )
+
+
 def save_untrained_model(run_dir: Path, method: str = "mtcnn", preset: str = "test-tiny", seed=0):
     """A run directory holding a seeded, untrained generator and its card: what fill tests
     need (tiling, flags, resume), without the minutes of training."""

@@ -21,10 +21,11 @@ from gapfill import store
 from gapfill.fill import product
 from gapfill.fill.run import FAULT_ENV
 from gapfill.lease import Lease
+from gapfill.models.card import save_model
 from gapfill.pipeline import history, load_spec, run_pipeline
 from gapfill.stac.server import load_catalog_dicts
 from gapfill.synth import WorldSpec, make_world
-from tests.conftest import CHUNK, inset_aoi, world_meta
+from tests.conftest import CHUNK, inset_aoi, untrained_both_model, world_meta
 
 GAPFILL = [sys.executable, "-m", "gapfill.cli"]
 CUT = 5  # S2 days in the catalogue at the first run; the rest arrive before the second
@@ -38,7 +39,9 @@ def world_pipe(tmp_path_factory) -> Path:
     return out
 
 
-def _spec(tmp: Path, world: Path, url: str, address: str, name: str, method: str) -> Path:
+def _spec(
+    tmp: Path, world: Path, url: str, address: str, name: str, method: str, model: str = ""
+) -> Path:
     meta = world_meta(world)
     text = {
         "name": name,
@@ -48,6 +51,7 @@ def _spec(tmp: Path, world: Path, url: str, address: str, name: str, method: str
         "cube": {"location": "cube.zarr"},
         "product": {"location": "filled.zarr"},
         "method": method,
+        **({"model": model} if model else {}),
         "cube_options": {"chunk": CHUNK, "batch_days": 4},
         "fill_options": {"quicklooks": False, "horizon_days": 30},
         "dask_scheduler": address,
@@ -90,10 +94,15 @@ def staged(tmp_path_factory, world_pipe, stac_api, dask_address):
     early = [i for i in items if is_early(i)]
     late = [i for i in items if not is_early(i)]
     root = tmp_path_factory.mktemp("pipelines")
+    both = save_model(root / "both-model", *untrained_both_model(lookahead_days=30))
     specs = {
         m: load_spec(_spec(root / m, world_pipe, stac_api.url, dask_address, f"test-{m}", m))
         for m in ("persistence", "interpolate")
     }
+    specs["model"] = load_spec(
+        _spec(root / "model", world_pipe, stac_api.url, dask_address, "test-both", "model",
+              str(both))
+    )  # fmt: skip
     now = dt.datetime(2024, 12, 31, tzinfo=dt.UTC)
     stac_api.upsert(early)
     first = {m: run_pipeline(s, now=now) for m, s in specs.items()}
@@ -249,3 +258,14 @@ def test_a_failed_run_leaves_the_product_and_says_why_in_the_ledger(staged, tmp_
     assert last["status"] == "failed" and last["error"] == str(err.value)
     assert _day_bytes(spec.product.location, days) == before
     assert bool(xr.open_zarr(spec.product.location)[product.COMPLETE].all())
+
+
+def test_a_later_clear_day_refines_a_both_rule_model_fill(staged):
+    """A scheduled job fills the newest days with what exists, then refills them once later
+    days land within the model's look-ahead (rule both, 30 days)."""
+    days, second = staged["days"], staged["second"]["model"]
+    stale = {d: why for d, why in second.days_filled.items() if why.startswith("stale")}
+    assert stale and days[0] not in second.days_filled
+    assert all(days.index(d) < CUT for d in stale)
+    assert all("within its 30-day reach" in why for why in stale.values())
+    assert staged["third"]["model"].status == "nothing to do"

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from gapfill.cube import layout
 from gapfill.fill.infer import fill_window
 from gapfill.fill.task import read_window
-from tests.conftest import untrained_model
+from tests.conftest import untrained_both_model, untrained_model
 
 N_DAYS, SIZE = 12, 20
 SPACE = {"y": slice(0, SIZE), "x": slice(0, SIZE)}
@@ -39,28 +39,8 @@ def _cube(seed: int = 1) -> xr.Dataset:
     )
 
 
-def _both_model():
-    """An untrained test-tiny MTCNN reading both sides (rule `both`)."""
-    import torch
-
-    from gapfill.cube.reference import ReferenceRule
-    from gapfill.models import build_generator, input_channels, receptive_field
-
-    g, card = untrained_model()
-    torch.manual_seed(0)
-    gb = build_generator("mtcnn", "test-tiny", both=True).eval()
-    return gb, card.model_copy(
-        update={
-            "generator": gb.cfg,
-            "input_channels": input_channels("B", both=True),
-            "receptive_field_px": receptive_field(gb),
-            "reference": ReferenceRule(rule="both"),
-        }
-    )
-
-
 CUBE = _cube()
-MODELS = {"causal": untrained_model(), "both": _both_model()}
+MODELS = {"causal": untrained_model(), "both": untrained_both_model()}
 MODEL, CARD = MODELS["causal"]
 
 
