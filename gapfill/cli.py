@@ -601,7 +601,9 @@ def pipeline_schema_cmd(
 
 @app.command("evaluate")
 def evaluate_cmd(
-    cube: Annotated[Path, typer.Option(help="the cube (Zarr) to evaluate on")],
+    cube: Annotated[
+        str, typer.Option(help="the cube (Zarr) to evaluate on: a path or an fsspec URL")
+    ],
     model: Annotated[Path, typer.Option(help="RUN_DIR with model.pt + model.json")],
     start: Annotated[
         str | None, typer.Option(help="first target day (default: after the training days)")
@@ -611,7 +613,10 @@ def evaluate_cmd(
         str | None, typer.Option(help="AOI (lon/lat bbox, WKT or GeoJSON) to score inside")
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="report folder (default: CUBE-evaluate beside the cube)")
+        Path | None,
+        typer.Option(
+            help="report folder (default: CUBE-evaluate beside a local cube; needed for a URL)"
+        ),
     ] = None,
     allow_train_overlap: Annotated[
         bool, typer.Option(help="score days and pixels the model was trained on")
@@ -645,7 +650,13 @@ def evaluate_cmd(
         calibration={"enabled": calibrate},
         seed=seed,
     )
-    folder = out or cube.with_name(cube.name.removesuffix(".zarr") + "-evaluate")
+    from gapfill.errors import InputError
+    from gapfill.storage import is_url, shown
+
+    if out is None and is_url(cube):
+        raise InputError(f"--cube {shown(cube)} is a URL: give --out, a local report folder")
+    local = Path(cube)
+    folder = out or local.with_name(local.name.removesuffix(".zarr") + "-evaluate")
     report = evaluate(cfg, folder)
     print_report(report)
     typer.echo(f"report: {folder / 'report.md'} (+ report.json, one PNG per target day)")

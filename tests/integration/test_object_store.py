@@ -105,3 +105,42 @@ def test_the_cli_builds_on_s3_with_credentials_from_the_environment(
     assert summary["path"] == url and summary["n_complete"] == 3
     assert summary["size_on_disk_mb"] > 0
     assert list(work.iterdir()) == []  # nothing written locally
+
+
+def test_evaluate_reads_a_cube_on_s3_and_scores_as_on_the_local_copy(
+    object_store, cube_pc, model_tiny, monkeypatch, tmp_path
+):
+    """Credentials and endpoint from the environment, as the CLI is used."""
+    import pyarrow.fs as pafs
+
+    from gapfill.evaluate import EvaluateConfig, evaluate
+
+    pafs.copy_files(
+        str(cube_pc),
+        f"{object_store.bucket}/eval/pc.zarr",
+        source_filesystem=pafs.LocalFileSystem(),
+        destination_filesystem=object_store.fs,
+    )
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{object_store.endpoint}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    url = f"s3://{object_store.bucket}/eval/pc.zarr"
+    remote = evaluate(EvaluateConfig(cube=url, model=str(model_tiny), max_targets=3))
+    local = evaluate(EvaluateConfig(cube=str(cube_pc), model=str(model_tiny), max_targets=3))
+    assert remote.targets and remote.overall == local.overall
+    assert remote.cube_id == local.cube_id
+
+
+def test_evaluate_of_a_cube_url_needs_a_local_out(object_store):
+    import subprocess
+    import sys
+
+    url = f"s3://{object_store.bucket}/eval/pc.zarr"
+    res = subprocess.run(
+        [sys.executable, "-m", "gapfill.cli", "evaluate", "--cube", url, "--model", "run"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [
+        f"gapfill: error: --cube {url} is a URL: give --out, a local report folder"
+    ]
