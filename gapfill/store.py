@@ -1,15 +1,17 @@
-"""Which kind of gapfill store a Zarr store is, read from its contract attrs.
+"""Day-flagged Zarr stores: the one storage layer of the cube and the filled product.
 
-The cube (`cube.zarr`) and the filled product (`filled.zarr`) are both day-flagged Zarr
-stores on one grid; a product also carries its cube's contract attrs. Every verb names
-the kind it reads or writes and refuses the other one before touching anything.
+The cube (`cube.zarr`) and the filled product (`filled.zarr`) are the same kind of
+store: a template with a `time` axis, whole-chunk region writes, a per-day `complete`
+flag written last, JSON attrs, consolidated metadata; at a local path or an fsspec URL
+(`DayStore`). A product also carries its cube's contract attrs; every verb names the
+kind it reads or writes and refuses the other one before touching anything.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from gapfill.errors import InputError
 from gapfill.storage import is_url
@@ -26,6 +28,7 @@ __all__ = [
     "WRITE_EMPTY_CHUNKS",
     "zarr_store",
     "exists",
+    "DayStore",
 ]
 
 # Day writes store every chunk, even one equal to the fill value (Zarr skips those by
@@ -107,3 +110,102 @@ def exists(location: str, storage_options: dict[str, Any] | None = None) -> bool
 
     fs, path = fsspec.core.url_to_fs(location, **(storage_options or {}))
     return bool(fs.exists(path))
+
+
+class DayStore:
+    """A day-flagged store at a path or URL: how `build-cube` and `fill` create, extend,
+    write, flag and describe theirs (the contracts of what is inside stay in
+    `cube.layout` and `fill.product`)."""
+
+    def __init__(self, location: str, storage_options: dict[str, Any] | None = None) -> None:
+        self.location = location
+        self.options = storage_options  # also those of a URL cube beside a local product
+        self.zs = zarr_store(location, storage_options)
+
+    @property
+    def remote(self) -> bool:
+        return is_url(self.location)
+
+    def __str__(self) -> str:
+        from gapfill.storage import shown
+
+        return shown(self.location)
+
+    def exists(self) -> bool:
+        return exists(self.location, self.options if self.remote else None)
+
+    def open(self) -> Any:
+        """The store as an xarray Dataset (lazy, not from consolidated metadata)."""
+        import xarray as xr
+
+        return xr.open_zarr(self.zs, consolidated=False)
+
+    def group(self, mode: Literal["r", "r+"] = "r+") -> Any:
+        import zarr
+
+        return zarr.open_group(self.zs, mode=mode, zarr_format=3, use_consolidated=False)
+
+    def create(self, template: Any, encoding: dict[str, Any]) -> None:
+        """Write the empty store (metadata, coordinates, `complete` all false). A local
+        store is written aside and renamed into place, so a reader never sees half a
+        template; an object store has no rename: it is written in place."""
+        import os
+        import shutil
+        from pathlib import Path
+
+        kw = {"compute": False, "zarr_format": 3, "consolidated": False, "mode": "w-"}
+        if self.remote:
+            template.to_zarr(self.zs, encoding=encoding, **kw)
+            self.consolidate()
+            return
+        path = Path(self.location)
+        tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        template.to_zarr(tmp, encoding=encoding, **kw)
+        _consolidate(str(tmp))
+        tmp.rename(path)
+
+    def append_days(self, template: Any, static: Sequence[str]) -> None:
+        """Extend the time axis by the days of `template` (its `static` variables, which
+        have no time axis, are already there); the attrs are the template's."""
+        template.drop_vars(list(static)).to_zarr(
+            self.zs, compute=False, zarr_format=3, consolidated=False, append_dim="time"
+        )
+        self.consolidate()
+
+    def write_region(self, ds: Any, region: dict[str, slice]) -> None:
+        """Write whole chunks of `ds` at `region` (every chunk stored, see
+        `WRITE_EMPTY_CHUNKS`)."""
+        ds.to_zarr(
+            self.zs,
+            region=region,
+            mode="r+",
+            zarr_format=3,
+            consolidated=False,
+            write_empty_chunks=WRITE_EMPTY_CHUNKS,
+        )
+
+    def update_json_attr(self, group: Any, name: str, update: dict[str, Any]) -> None:
+        """Merge `update` into the JSON mapping held in attr `name`."""
+        import json
+
+        current = json.loads(str(group.attrs.get(name, "{}")))
+        current.update(update)
+        group.attrs[name] = json.dumps(current, sort_keys=True)
+
+    def consolidate(self) -> None:
+        _consolidate(self.zs)
+
+    def remove(self) -> None:
+        import fsspec
+
+        opts = self.options if self.remote else None
+        fs, root = fsspec.core.url_to_fs(self.location, **(opts or {}))
+        if fs.exists(root):
+            fs.rm(root, recursive=True)
+
+
+def _consolidate(where: Any) -> None:
+    from gapfill.cube import layout
+
+    layout.consolidate(where)

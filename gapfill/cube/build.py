@@ -336,7 +336,12 @@ _TILES_PER_WRITE = 4
 
 
 def _write_days(
-    path: Any, ds: xr.Dataset, index: int, names: Sequence[str], chunk: int, fault: _Fault
+    days_store: store.DayStore,
+    ds: xr.Dataset,
+    index: int,
+    names: Sequence[str],
+    chunk: int,
+    fault: _Fault,
 ) -> None:
     """Write consecutive days (from time `index`) as region writes of whole chunks, at
     most `_TILES_PER_WRITE` spatial chunks (all of the days) at a time."""
@@ -358,14 +363,7 @@ def _write_days(
             layout.check_region_aligned(
                 region, {"time": 1, "y": chunk, "x": chunk}, {"y": h, "x": w, "time": index + nt}
             )
-            sub.isel(y=slice(ya, yb), x=slice(xa, xb)).to_zarr(
-                path,
-                region=region,
-                mode="r+",
-                zarr_format=3,
-                consolidated=False,
-                write_empty_chunks=store.WRITE_EMPTY_CHUNKS,
-            )
+            days_store.write_region(sub.isel(y=slice(ya, yb), x=slice(xa, xb)), region)
             fault.wrote(nt * len(part))
 
 
@@ -391,12 +389,6 @@ def _set_complete(group: zarr.Group, index: int, value: bool) -> None:
     array[index] = value
 
 
-def _update_json_attr(group: zarr.Group, name: str, update: dict) -> None:
-    current = json.loads(str(group.attrs.get(name, "{}")))
-    current.update(update)
-    group.attrs[name] = json.dumps(current, sort_keys=True)
-
-
 def build_cube(
     out: str | Path,
     cfg: CubeConfig,
@@ -416,13 +408,13 @@ def build_cube(
 def _build_cube(
     out: str, cfg: CubeConfig, dask_scheduler: str | None, opts: dict[str, Any] | None
 ) -> BuildReport:
-    zstore = store.zarr_store(out, opts)
+    days_store = store.DayStore(out, opts)
     where = shown(out)
     aoi = parse_aoi(cfg.aoi)
     existing: xr.Dataset | None = None
-    if store.exists(out, opts):
+    if days_store.exists():
         try:
-            existing = xr.open_zarr(zstore, consolidated=False)
+            existing = days_store.open()
         except Exception:  # not a Zarr store at all
             raise InputError(
                 f"{where} exists and is not a gapfill cube: choose another --out"
@@ -502,22 +494,12 @@ def _build_cube(
         times = np.array([np.datetime64(d.day, "ns") for d in kept], dtype="datetime64[ns]")
         if existing is None:
             tmpl = layout.template(grid, times, cfg.chunk, attrs)
-            tmpl.to_zarr(
-                zstore,
-                compute=False,
-                zarr_format=3,
-                consolidated=False,
-                encoding=layout.encoding(cfg.chunk, grid),
-                mode="w-",
-            )
+            days_store.create(tmpl, layout.encoding(cfg.chunk, grid))
         elif len(kept):
             # Appending rewrites the group attrs: carry the existing ones over.
             tmpl = layout.template(grid, times, cfg.chunk, dict(existing.attrs))
-            tmpl.drop_vars(["band", "pol", "x", "y", layout.SPATIAL_REF]).to_zarr(
-                zstore, compute=False, zarr_format=3, consolidated=False, append_dim="time"
-            )
-        layout.consolidate(zstore)
-        group = zarr.open_group(zstore, mode="r+", zarr_format=3, use_consolidated=False)
+            days_store.append_days(tmpl, ["band", "pol", "x", "y", layout.SPATIAL_REF])
+        group = days_store.group()
         all_times = list(existing_times) + list(times)
         complete += [False] * len(times)
         by_time = {np.datetime64(d.day, "ns"): d for d in days}
@@ -558,13 +540,13 @@ def _build_cube(
             )
             for i, _, _ in batch:
                 _set_complete(group, i, False)
-            _write_days(zstore, ds, first, names, cfg.chunk, fault)
-            _update_json_attr(
+            _write_days(days_store, ds, first, names, cfg.chunk, fault)
+            days_store.update_json_attr(
                 group,
                 "items_per_day",
                 {d.day.date().isoformat(): [it["id"] for it in d.items] for _, d, _ in batch},
             )
-            _update_json_attr(
+            days_store.update_json_attr(
                 group,
                 S1_MATCHED_ATTR,
                 {d.day.date().isoformat(): _scene_ids(d, scenes, cfg) for _, d, _ in batch},
@@ -573,16 +555,16 @@ def _build_cube(
                 _set_complete(group, i, True)
                 done = report.days_written if names == layout.DAY_VARS else report.days_s1_rematched
                 done.append(d.day.date().isoformat())
-            layout.consolidate(zstore)
+            days_store.consolidate()
             log.info(
                 "days %s..%s: %s written",
                 batch[0][1].day.date(),
                 batch[-1][1].day.date(),
                 "all variables" if names == layout.DAY_VARS else "S1 re-matched",
             )
-        _update_json_attr(group, "skipped_items", report.skipped_items)
-        _update_json_attr(group, "dropped_days", report.days_dropped)
+        days_store.update_json_attr(group, "skipped_items", report.skipped_items)
+        days_store.update_json_attr(group, "dropped_days", report.days_dropped)
         group.attrs["software_version"] = __version__
         group.attrs["git_sha"] = git_sha()
-        layout.consolidate(zstore)
+        days_store.consolidate()
     return report

@@ -49,7 +49,7 @@ from gapfill.logs import progress_enabled
 from gapfill.models.card import ModelCard, load_model, weights_sha256
 from gapfill.models.methods import get_method, input_channels
 from gapfill.normalize import NORM_CONTRACT_VERSION
-from gapfill.storage import exclusive_run, is_url, require_writable, shown
+from gapfill.storage import exclusive_run, is_url, require_writable
 
 __all__ = ["fill", "FillReport", "FAULT_ENV", "check_fit"]
 
@@ -165,42 +165,8 @@ def _attrs(cfg: FillConfig, cube: xr.Dataset, card: ModelCard | None, sha: str) 
     }
 
 
-@dataclass(frozen=True)
-class _Out:
-    """The product's location: a local path (day locks beside it) or an fsspec URL (the
-    run holds a lease on it instead: object stores have no lock files)."""
-
-    location: str
-    options: dict[str, Any] | None = None
-
-    @property
-    def remote(self) -> bool:
-        return is_url(self.location)
-
-    @property
-    def path(self) -> Path:
-        return Path(self.location)
-
-    @property
-    def zs(self) -> Any:
-        return store.zarr_store(self.location, self.options)
-
-    def exists(self) -> bool:
-        return store.exists(self.location, self.options)
-
-    def remove(self) -> None:
-        import fsspec
-
-        fs, root = fsspec.core.url_to_fs(self.location, **(self.options or {}))
-        with contextlib.suppress(FileNotFoundError):
-            fs.rm(root, recursive=True)
-
-    def __str__(self) -> str:
-        return shown(self.location)
-
-
 @contextlib.contextmanager
-def _removed_on_failure(out: _Out, created: bool) -> Iterator[None]:
+def _removed_on_failure(out: store.DayStore, created: bool) -> Iterator[None]:
     """A product this run created is removed again (with its lock folder) if the run fails
     before any day of it is complete and no other run is filling days of it: a refused or
     failed first run leaves nothing behind. A product with complete days is kept, for the
@@ -226,7 +192,7 @@ def _removed_on_failure(out: _Out, created: bool) -> Iterator[None]:
         raise
 
 
-def _others_filling(out: _Out) -> bool:
+def _others_filling(out: store.DayStore) -> bool:
     """Whether another run holds the lock of a day of `out` (ours are released by now;
     on an object store this run holds the product's lease: no other run fills it)."""
     if out.remote:
@@ -241,8 +207,9 @@ def _others_filling(out: _Out) -> bool:
     return False
 
 
-def _lock_dir(out: _Out) -> Path:
-    return out.path.parent / f".{out.path.name}.locks"
+def _lock_dir(out: store.DayStore) -> Path:
+    path = Path(out.location)
+    return path.parent / f".{path.name}.locks"
 
 
 @contextlib.contextmanager
@@ -260,7 +227,7 @@ def _flock(path: Path, what: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _store_lock(out: _Out) -> Iterator[None]:
+def _store_lock(out: store.DayStore) -> Iterator[None]:
     """Exclusive (blocking) lock for creating the store and updating its attrs (on an
     object store the run's lease already is)."""
     if out.remote:
@@ -276,7 +243,7 @@ def _store_lock(out: _Out) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _require_product_or_absent(out: _Out) -> None:
+def _require_product_or_absent(out: store.DayStore) -> None:
     """Refuse an `--out` that is something other than a product before any lock file is
     made beside it: a refusal leaves nothing behind."""
     if not out.exists():
@@ -291,7 +258,7 @@ def _require_product_or_absent(out: _Out) -> None:
 
 
 def _open_or_create(
-    out: _Out, cube: xr.Dataset, chunk: int, attrs: dict[str, Any], sha: str
+    out: store.DayStore, cube: xr.Dataset, chunk: int, attrs: dict[str, Any], sha: str
 ) -> xr.Dataset:
     """The product store for this cube: created whole (template written aside and renamed
     into place), or checked (grid, days, model) and extended when the cube has grown."""
@@ -299,21 +266,12 @@ def _open_or_create(
     times = cube["time"].values
     with _store_lock(out):
         if not out.exists():
-            tmpl = product.product_template(grid, times, chunk, attrs)
-            encoding = product.product_encoding(chunk, grid)
-            if out.remote:  # no rename on object stores: written in place, under the lease
-                tmpl.to_zarr(out.zs, compute=False, zarr_format=3, consolidated=False,
-                             encoding=encoding, mode="w-")  # fmt: skip
-                layout.consolidate(out.zs)
-            else:
-                tmp = out.path.parent / f".{out.path.name}.tmp-{os.getpid()}"
-                shutil.rmtree(tmp, ignore_errors=True)
-                tmpl.to_zarr(tmp, compute=False, zarr_format=3, consolidated=False,
-                             encoding=encoding, mode="w-")  # fmt: skip
-                layout.consolidate(tmp)
-                tmp.rename(out.path)
+            out.create(
+                product.product_template(grid, times, chunk, attrs),
+                product.product_encoding(chunk, grid),
+            )
         try:
-            existing = xr.open_zarr(out.zs, consolidated=False)
+            existing = out.open()
         except Exception:
             raise InputError(
                 f"{out} exists and is not a filled product: choose another --out"
@@ -354,16 +312,13 @@ def _open_or_create(
             )
         if len(old) < len(times):
             new = product.product_template(grid, times[len(old) :], chunk, dict(existing.attrs))
-            new.drop_vars(["band", "x", "y", layout.SPATIAL_REF]).to_zarr(
-                out.zs, compute=False, zarr_format=3, consolidated=False, append_dim="time"
-            )
-            layout.consolidate(out.zs)
-            existing = xr.open_zarr(out.zs, consolidated=False)
+            out.append_days(new, ["band", "x", "y", layout.SPATIAL_REF])
+            existing = out.open()
             log.info("product extended by %d new cube days", len(times) - len(old))
     return existing
 
 
-def _same_cube(have: dict[str, Any], want: dict[str, Any], out: _Out) -> None:
+def _same_cube(have: dict[str, Any], want: dict[str, Any], out: store.DayStore) -> None:
     """A product holds the days of one cube: refuse another cube (by its id; by its location
     for cubes made before ids existed), even on the same grid and days."""
     mine, theirs = have.get(layout.CUBE_ID, ""), want.get(layout.CUBE_ID, "")
@@ -424,7 +379,7 @@ def fill(
     cfg = cfg.model_copy(
         update={k: _resolved(getattr(cfg, k)) for k in ("cube", "model", "out") if getattr(cfg, k)}
     )
-    out = _Out(cfg.out, storage_options)
+    out = store.DayStore(cfg.out, storage_options)
     require_writable(cfg.out, "--out", storage_options)
     busy = f"{out} is being filled by another run: wait for it to finish, then run again"
     guard = (
@@ -438,7 +393,9 @@ def _resolved(location: str) -> str:
     return location if is_url(location) else str(Path(location).resolve())
 
 
-def _fill(cfg: FillConfig, out: _Out, dask_scheduler: str | None, t_start: float) -> FillReport:
+def _fill(
+    cfg: FillConfig, out: store.DayStore, dask_scheduler: str | None, t_start: float
+) -> FillReport:
     cube_options = out.options if is_url(cfg.cube) else None
     cube = layout.open_cube(cfg.cube, storage_options=cube_options)
     require_intact(cfg.cube, cube, cube_options)
@@ -492,7 +449,7 @@ def _fill(cfg: FillConfig, out: _Out, dask_scheduler: str | None, t_start: float
                     todo.append((t, bool(share[k] > cfg.min_cloud)))
             for day, why in report.days_skipped.items():
                 log.info("%s: %s", day, why)
-            group = zarr.open_group(out.zs, mode="r+", zarr_format=3, use_consolidated=False)
+            group = out.group()
             flags = group[product.COMPLETE]
             assert isinstance(flags, zarr.Array)
             if not cfg.overwrite:  # another run may have finished some while we looked
@@ -522,7 +479,7 @@ def _fill(cfg: FillConfig, out: _Out, dask_scheduler: str | None, t_start: float
                 (report.days_filled if do else report.days_copied).append(days[t])
             with _store_lock(out):
                 # Re-read under the lock: another run may have appended since we opened.
-                group = zarr.open_group(out.zs, mode="r+", zarr_format=3, use_consolidated=False)
+                group = out.group()
                 runs = json.loads(str(group.attrs.get("fill_runs", "[]")))
                 runs.append(
                     {
@@ -544,7 +501,7 @@ def _fill(cfg: FillConfig, out: _Out, dask_scheduler: str | None, t_start: float
                     until = days[lookahead_last(times, t, rule)] if do else None
                     inputs[days[t]] = {"read_until": until, "run": report.run_id}
                 group.attrs[product.DAY_INPUTS_ATTR] = json.dumps(inputs, sort_keys=True)
-                layout.consolidate(out.zs)
+                out.consolidate()
                 from gapfill.fill.item import write_item
 
                 report.item = write_item(out.location, out.options)

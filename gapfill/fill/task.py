@@ -160,7 +160,7 @@ def fill_task(
     write it into the product; runs on a Dask worker."""
     t0 = time.perf_counter()
     ds = _cube_for_task(job.cube, job.n_times, job.storage_options)
-    target = store.zarr_store(job.out, job.storage_options)
+    target = store.DayStore(job.out, job.storage_options)
     y0, y1, x0, x1 = box
     h, w = ds.sizes["y"], ds.sizes["x"]
     if job.method == "model":
@@ -209,14 +209,7 @@ def fill_task(
                 product.REFERENCE_NEXT_DT: (("time", "y", "x"), next_dt[j : j + 1, *inner]),
             }
         )
-        piece.to_zarr(
-            target,
-            region=region,
-            mode="r+",
-            zarr_format=3,
-            consolidated=False,
-            write_empty_chunks=store.WRITE_EMPTY_CHUNKS,
-        )
+        target.write_region(piece, region)
     status = res.status[:, *inner]
     return TaskResult(
         clear=int((status == product.CLEAR).sum()),

@@ -229,11 +229,12 @@ def test_two_runs_on_disjoint_days_both_land(tmp_path, filled, cube_pc, model_ti
 def test_a_second_run_on_days_being_written_is_refused(
     tmp_path, filled, cube_pc, model_tiny, dask_address
 ):
-    from gapfill.fill.run import _flock, _lock_dir, _Out
+    from gapfill.fill.run import _flock, _lock_dir
+    from gapfill.store import DayStore
 
     out = tmp_path / "filled.zarr"
     day = str(xr.open_zarr(cube_pc)["time"].values[3])[:10]
-    with _flock(_lock_dir(_Out(str(out))) / f"{day}.lock", "held by the test"):
+    with _flock(_lock_dir(DayStore(str(out))) / f"{day}.lock", "held by the test"):
         # Refused before any cluster: nothing listens at this scheduler address (a run
         # that connected first would fail with "no Dask scheduler answers" after 10 s).
         t0 = time.monotonic()
