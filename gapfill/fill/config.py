@@ -49,6 +49,11 @@ class FillConfig(BaseModel):
     chunk: int | None = Field(None, ge=16, le=8192, description="product chunk; default: cube's")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     overwrite: bool = False
+    replace_model: bool = Field(
+        False,
+        description="let a product filled by another model take this one (each day records "
+        "the model that filled it; `gapfill run` refills the days of the old one)",
+    )
     quicklooks: bool = True
 
     @model_validator(mode="after")

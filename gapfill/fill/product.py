@@ -53,7 +53,8 @@ NODATA, CLEAR, FILLED, UNFILLED = 0, 1, 2, 3
 FLAG_MEANINGS = ("nodata", "clear", "filled", "unfilled")
 REFERENCE_DT_MISSING = -1
 # JSON attr: per filled day, {"read_until": last cube day its fill could read (None for a
-# day copied, not filled), "run": run id}. A later cube day within that reach makes the
+# day copied, not filled), "run": run id, "model": sha256 of the weights ("" for a
+# baseline)}. A later cube day within that reach makes the
 # fill stale (`gapfill run` refills it).
 DAY_INPUTS_ATTR = "day_inputs"
 # Attr of a cube or product kept by `gapfill run`: the region spec's name that owns it.

@@ -258,7 +258,12 @@ def _require_product_or_absent(out: store.DayStore) -> None:
 
 
 def _open_or_create(
-    out: store.DayStore, cube: xr.Dataset, chunk: int, attrs: dict[str, Any], sha: str
+    out: store.DayStore,
+    cube: xr.Dataset,
+    chunk: int,
+    attrs: dict[str, Any],
+    sha: str,
+    replace_model: bool = False,
 ) -> xr.Dataset:
     """The product store for this cube: created whole (template written aside and renamed
     into place), or checked (grid, days, model) and extended when the cube has grown."""
@@ -305,6 +310,18 @@ def _open_or_create(
                 f"{out} was filled with calibration {before}, not {attrs['calibration']}: "
                 "use the same --calibrate setting or fill into another --out"
             )
+        if existing.attrs.get("model_sha256") != sha and replace_model:
+            group = out.group()
+            for key in ("model_sha256", "model_card", "model_run"):
+                group.attrs[key] = attrs[key]
+            out.consolidate()
+            log.info(
+                "%s: model %s replaces %s (each day records its own)",
+                out,
+                sha[:12],
+                str(existing.attrs.get("model_sha256", "?"))[:12],
+            )
+            existing = out.open()
         if existing.attrs.get("model_sha256") != sha:
             raise InputError(
                 f"{out} was filled by model {existing.attrs.get('model_sha256', '?')[:12]}, "
@@ -415,7 +432,9 @@ def _fill(
     complete_cube = cube[layout.COMPLETE].values
     _require_product_or_absent(out)
     created = not out.exists()
-    existing = _open_or_create(out, cube, chunk, _attrs(cfg, cube, card, sha), sha)
+    existing = _open_or_create(
+        out, cube, chunk, _attrs(cfg, cube, card, sha), sha, cfg.replace_model
+    )
     done = existing[product.COMPLETE].values
     for t in chosen:
         if not complete_cube[t]:
@@ -499,7 +518,7 @@ def _fill(
                 times = cube["time"].values
                 for t, do in todo:
                     until = days[lookahead_last(times, t, rule)] if do else None
-                    inputs[days[t]] = {"read_until": until, "run": report.run_id}
+                    inputs[days[t]] = {"read_until": until, "run": report.run_id, "model": sha}
                 group.attrs[product.DAY_INPUTS_ATTR] = json.dumps(inputs, sort_keys=True)
                 out.consolidate()
                 from gapfill.fill.item import write_item

@@ -18,6 +18,7 @@ import logging
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import fsspec
@@ -124,7 +125,7 @@ def plan_fills(spec: RegionSpec, window: tuple[dt.date, dt.date]) -> dict[str, s
     """Per due day of the window (ISO date): why it is to be filled — missing,
     incomplete, or stale. Reads the cube and the product as they are now."""
     from gapfill.fill.task import reach
-    from gapfill.models.card import load_card
+    from gapfill.models.card import MODEL_FILE, load_card, weights_sha256
 
     cube_attrs = _attrs_of(spec.cube.location, spec.cube.storage_options)
     if cube_attrs is None:
@@ -145,9 +146,11 @@ def plan_fills(spec: RegionSpec, window: tuple[dt.date, dt.date]) -> dict[str, s
         assert isinstance(flags, zarr.Array)
         done = np.asarray(flags[:], bool)
         inputs = json.loads(str(prod_attrs.get(product.DAY_INPUTS_ATTR, "{}")))
+        prod_model = str(prod_attrs.get("model_sha256", ""))
     else:
-        done, inputs = np.zeros(0, bool), {}
+        done, inputs, prod_model = np.zeros(0, bool), {}, ""
     card = load_card(spec.model) if spec.method == "model" and spec.model else None
+    sha = weights_sha256(Path(spec.model) / MODEL_FILE) if card is not None and spec.model else ""
     rule = reach(spec.method, card, spec.horizon_days)
     due: dict[str, str] = {}
     for t, day in enumerate(days):
@@ -157,6 +160,10 @@ def plan_fills(spec: RegionSpec, window: tuple[dt.date, dt.date]) -> dict[str, s
             due[day] = "new day"
         elif not done[t]:
             due[day] = "missing or incomplete"
+        elif (was := inputs.get(day, {}).get("model", prod_model)) != sha and (
+            inputs.get(day, {}).get("read_until", "") is not None
+        ):
+            due[day] = f"stale: filled by model {was[:12] or '-'}, the spec names {sha[:12]}"
         elif rule.rule == "both":
             seen = inputs.get(day)
             if seen is None:
@@ -271,6 +278,7 @@ def _reconcile(spec: RegionSpec, window: tuple[dt.date, dt.date], record: RunRec
             method=spec.method,
             dates=tuple(due),
             overwrite=True,
+            replace_model=True,
             **spec.fill_settings(),
         )
         report = fill(fcfg, dask_scheduler=spec.dask_scheduler, storage_options=_one_options(spec))

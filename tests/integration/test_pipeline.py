@@ -269,3 +269,31 @@ def test_a_later_clear_day_refines_a_both_rule_model_fill(staged):
     assert all(days.index(d) < CUT for d in stale)
     assert all("within its 30-day reach" in why for why in stale.values())
     assert staged["third"]["model"].status == "nothing to do"
+
+
+def test_a_new_model_in_the_spec_refills_the_days_of_the_old_one(staged, tmp_path):
+    from gapfill.models.card import weights_sha256
+
+    spec = staged["specs"]["model"]
+    import torch
+
+    old = xr.open_zarr(spec.product.location).attrs["model_sha256"]
+    # A retrained model: new weights, the same contract.
+    g, card = untrained_both_model(lookahead_days=30)
+    torch.manual_seed(7)
+    for p in g.parameters():
+        p.data.normal_(0, 0.01)
+    new_dir = save_model(tmp_path / "retrained", g, card)
+    new = weights_sha256(new_dir / "model.pt")
+    assert new != old
+    rec = run_pipeline(
+        spec.model_copy(update={"model": str(new_dir)}),
+        now=dt.datetime(2024, 12, 31, tzinfo=dt.UTC),
+    )
+    inputs = json.loads(xr.open_zarr(spec.product.location).attrs[product.DAY_INPUTS_ATTR])
+    filled = [d for d, seen in inputs.items() if seen["read_until"] is not None]
+    assert filled and sorted(rec.days_filled) == sorted(filled)
+    reasons = set(rec.days_filled.values())
+    assert reasons == {f"stale: filled by model {old[:12]}, the spec names {new[:12]}"}
+    assert {inputs[d]["model"] for d in filled} == {new}
+    assert xr.open_zarr(spec.product.location).attrs["model_sha256"] == new
