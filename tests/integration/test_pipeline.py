@@ -225,15 +225,18 @@ def test_a_region_on_s3_end_to_end_equals_the_local_one(
     base = f"s3://{object_store.bucket}/regions/test-s3"
     text["cube"] = {"location": f"{base}/cube.zarr", "storage_options": opts}
     text["product"] = {"location": f"{base}/filled.zarr", "storage_options": opts}
+    days = staged["days"][:4]  # a short window: what differs from a local run is the store
+    text["window"]["end"] = days[-1]
     path.write_text(yaml.safe_dump(text))
     spec = load_spec(path)
     now = dt.datetime(2024, 12, 31, tzinfo=dt.UTC)
     first = run_pipeline(spec, now=now)
-    assert first.status == "done" and len(first.days_filled) == len(staged["days"])
+    assert first.status == "done" and sorted(first.days_filled) == days
     again = run_pipeline(spec, now=now)
     assert again.status == "nothing to do"
     remote = xr.open_zarr(f"{base}/filled.zarr", storage_options=opts).load()
     local = xr.open_zarr(staged["specs"]["persistence"].product.location).load()
+    local = local.isel(time=slice(0, len(days)))  # persistence reads no later day
     for name in product.DAY_VARS:
         xr.testing.assert_identical(remote[name], local[name])
     assert [r["status"] for r in history(spec)] == ["done", "nothing to do"]
