@@ -55,6 +55,11 @@ __all__ = ["fill", "FillReport", "FAULT_ENV", "check_fit"]
 
 log = logging.getLogger(__name__)
 
+# The product keeps the records of its last runs only: a scheduled job fills every day
+# for months, and every open of the product reads its attrs (`gapfill run` keeps the
+# whole history in its ledger).
+FILL_RUNS_KEPT = 50
+
 # Deterministic fault injection for tests: SIGKILL the run after N finished tasks.
 FAULT_ENV = "GAPFILL_FILL_FAULT_AFTER_TASKS"
 
@@ -512,6 +517,10 @@ def _fill(
                         "git_sha": git_sha(),
                     }
                 )
+                if len(runs) > FILL_RUNS_KEPT:
+                    dropped = int(group.attrs.get("fill_runs_dropped", 0))
+                    group.attrs["fill_runs_dropped"] = dropped + len(runs) - FILL_RUNS_KEPT
+                    runs = runs[-FILL_RUNS_KEPT:]
                 group.attrs["fill_runs"] = json.dumps(runs)
                 inputs = json.loads(str(group.attrs.get(product.DAY_INPUTS_ATTR, "{}")))
                 rule = reach(cfg.method, card, cfg.horizon_days)

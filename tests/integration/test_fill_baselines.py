@@ -104,3 +104,23 @@ def test_methods_are_not_mixed_in_one_product_and_a_baseline_takes_no_model(
         FillConfig(cube="c", out="o", model="m", method="persistence")
     with pytest.raises(ValueError, match="--model RUN_DIR is needed"):
         FillConfig(cube="c", out="o")
+
+
+def test_a_product_keeps_the_records_of_its_last_runs_only(
+    tmp_path, cube_pc, dask_address, monkeypatch
+):
+    """A scheduled job fills for months: the product's run records stay bounded."""
+    from gapfill.fill import run
+
+    monkeypatch.setattr(run, "FILL_RUNS_KEPT", 2)
+    out = tmp_path / "filled.zarr"
+    days = [str(t)[:10] for t in xr.open_zarr(cube_pc)["time"].values[:3]]
+    ids = []
+    for day in days:
+        cfg = FillConfig(cube=str(cube_pc), out=str(out), method="persistence",
+                         dates=(day,), quicklooks=False)  # fmt: skip
+        ids.append(fill(cfg, dask_scheduler=dask_address).run_id)
+    attrs = xr.open_zarr(out).attrs
+    assert [r["run_id"] for r in json.loads(attrs["fill_runs"])] == ids[1:]
+    assert attrs["fill_runs_dropped"] == 1
+    assert sorted(json.loads(attrs[product.DAY_INPUTS_ATTR])) == days  # per day: kept
