@@ -317,7 +317,7 @@ def _open_or_create(
             )
         if existing.attrs.get("model_sha256") != sha and replace_model:
             group = out.group()
-            for key in ("model_sha256", "model_card", "model_run"):
+            for key in ("model_sha256", "model_card", "model_run", "uses_later_days"):
                 group.attrs[key] = attrs[key]
             out.consolidate()
             log.info(
