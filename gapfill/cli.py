@@ -595,6 +595,13 @@ def pipeline_schema_cmd(
     if out is None:
         typer.echo(text, nl=False)
     else:
+        from gapfill.storage import require_writable
+
+        require_writable(out, "--out")
+        if out.is_dir():
+            from gapfill.errors import InputError
+
+            raise InputError(f"--out {out} is a folder: give the JSON file to write")
         out.write_text(text)
         typer.echo(f"wrote {out}")
 

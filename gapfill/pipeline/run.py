@@ -114,11 +114,11 @@ def _require_owner(spec: RegionSpec) -> None:
 
 
 def _claim(location: str, options: dict[str, Any] | None, name: str) -> None:
-    zs = store.zarr_store(location, options)
-    group = zarr.open_group(zs, mode="r+", use_consolidated=False)
+    days_store = store.DayStore(location, options)
+    group = days_store.group()
     if group.attrs.get(product.PIPELINE_ATTR) != name:
         group.attrs[product.PIPELINE_ATTR] = name
-        layout.consolidate(zs)
+        days_store.consolidate()
 
 
 def plan_fills(spec: RegionSpec, window: tuple[dt.date, dt.date]) -> dict[str, str]:
@@ -139,9 +139,7 @@ def plan_fills(spec: RegionSpec, window: tuple[dt.date, dt.date]) -> dict[str, s
     lo, hi = window[0].isoformat(), window[1].isoformat()
     prod_attrs = _attrs_of(spec.product.location, spec.product.storage_options)
     if prod_attrs is not None:
-        group = zarr.open_group(
-            store.zarr_store(spec.product.location, spec.product.storage_options), mode="r"
-        )
+        group = store.DayStore(spec.product.location, spec.product.storage_options).group("r")
         flags = group[product.COMPLETE]
         assert isinstance(flags, zarr.Array)
         done = np.asarray(flags[:], bool)

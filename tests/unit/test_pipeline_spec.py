@@ -121,3 +121,24 @@ def test_the_cli_refuses_a_bad_spec_in_one_line_without_a_traceback(tmp_path):
         "(see schema.json for the keys a spec may have)"
     ]
     assert not (tmp_path / "cube.zarr").exists() and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["run", "{tmp}/missing.yaml"], "cannot read spec {tmp}/missing.yaml"),
+        (["run", "{spec}", "--now", "yesterday"], "--now 'yesterday' is not a date or time"),
+        (["run", "{spec}", "--start", "2024-13-01"], "--start '2024-13-01' is not a day"),
+        (["pipeline-schema", "--out", "{spec}/schema.json"], "is a file, not a folder"),
+        (["pipeline-schema", "--out", "{tmp}"], "is a folder: give the JSON file"),
+    ],
+)
+def test_bad_run_and_schema_arguments_are_one_line(tmp_path, args, expected):
+    spec = _write(tmp_path, GOOD)
+    argv = [a.format(tmp=tmp_path, spec=spec) for a in args]
+    res = subprocess.run([sys.executable, "-m", "gapfill.cli", *argv],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected.format(tmp=tmp_path) in lines[0], res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["region.yaml"]
