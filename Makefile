@@ -34,7 +34,7 @@ test-unit: setup
 	$(BIN)/python -m pytest -q tests/unit
 
 lint: setup
-	$(BIN)/ruff check gapfill tests benchmarks
+	$(BIN)/ruff check gapfill tests benchmarks deploy
 
 bench: setup
 	$(BIN)/python benchmarks/synth_world.py
