@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import logging
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from gapfill import _interrupt
 from gapfill.errors import InputError, ServiceError
 
-__all__ = ["dask_client", "local_cluster"]
+__all__ = ["check_workers", "dask_client", "local_cluster", "same_software"]
+
+# What a remote worker must share with the client: tasks are pickled by reference to
+# gapfill's functions, and the model's weights are read with the workers' torch.
+SOFTWARE = ("gapfill", "torch")
 
 
 @contextlib.contextmanager
@@ -84,9 +89,19 @@ def _quiet_teardown() -> None:
 
 @contextlib.contextmanager
 def dask_client(
-    address: str | None, n_workers: int | None = None, *, torch_workers: bool = False
+    address: str | None,
+    n_workers: int | None = None,
+    *,
+    torch_workers: bool = False,
+    reads: Mapping[str, str | None] | None = None,
+    writes: Mapping[str, str | None] | None = None,
 ) -> Iterator[Any]:
-    """A `distributed.Client` on `address`, else on a `local_cluster` started for the call."""
+    """A `distributed.Client` on `address`, else on a `local_cluster` started for the call.
+
+    On a scheduler address the workers are checked first (`check_workers`): same gapfill
+    and torch as this process, and the local paths in `reads` / `writes` ({what: path})
+    visible to each of them, since tasks read the cube and write the store themselves.
+    """
     from distributed import Client
 
     # distributed sets its loggers to INFO on import (cluster start/stop chatter); keep
@@ -105,6 +120,7 @@ def dask_client(
             raise ServiceError(f"no Dask scheduler answers at {address} ({exc})") from None
         with client:
             _forward_logs(client)
+            check_workers(client, address, reads=reads or {}, writes=writes or {})
             yield client
         return
     with (
@@ -121,6 +137,81 @@ def dask_client(
             with contextlib.suppress(Exception):
                 client.run(_quiet_teardown)
             raise
+
+
+def same_software(found: Mapping[str, str], where: str) -> None:
+    """Refuse in one line when `found` ({package: version, or an error text}, from one
+    worker or node) differs from this process's gapfill or torch. torch is compared by
+    release (2.13.0+cpu on a CPU client and 2.13.0 with CUDA on a GPU worker agree)."""
+    for name in SOFTWARE:
+        mine, theirs = _version(name), found.get(name, "not installed")
+        if name == "torch":
+            mine, theirs = mine.split("+")[0], theirs.split("+")[0]
+        if mine != theirs:
+            raise InputError(
+                f"{where} has {name} {theirs}, this process {name} {mine}: install the same "
+                f"{' and '.join(SOFTWARE)} on every worker (cluster/README.md)"
+            )
+
+
+def _version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def check_workers(
+    client: Any,
+    address: str,
+    *,
+    reads: Mapping[str, str | None],
+    writes: Mapping[str, str | None],
+    wait_s: float = 30.0,
+) -> None:
+    """Before any task of a cluster we did not start: it has workers, they run our gapfill
+    and torch, and they see the local paths the tasks will open (a worker on another
+    machine without the shared mount would otherwise fail task by task, or write into its
+    own disk). URLs are left to the tasks (credentials are the workers' own)."""
+    try:
+        client.wait_for_workers(1, timeout=wait_s)
+    except TimeoutError:
+        raise ServiceError(
+            f"the Dask scheduler at {address} has no workers after {wait_s:g} s: start "
+            "`dask worker` processes for it (cluster/README.md)"
+        ) from None
+    # The stdlib's function, not one of ours: it unpickles on a worker without gapfill.
+    versions = {
+        name: client.run(importlib.metadata.version, name, on_error="return") for name in SOFTWARE
+    }
+    for worker in sorted(versions["gapfill"]):
+        found = {
+            name: v if isinstance(v := versions[name].get(worker), str) else "not installed"
+            for name in SOFTWARE
+        }
+        same_software(found, f"Dask worker {worker}")
+    from gapfill.storage import is_url
+
+    checks: list[tuple[str, str | None, Callable[[str], bool], str]] = [
+        (what, p, os.path.exists, "read") for what, p in reads.items()
+    ]
+    checks += [(what, p, _parent_writable, "write") for what, p in writes.items()]
+    for what, path, probe, verb in checks:
+        if not path or is_url(path):
+            continue
+        for worker, ok in sorted(client.run(probe, path, on_error="return").items()):
+            if ok is not True:
+                raise InputError(
+                    f"Dask worker {worker} cannot {verb} the {what} {path}: the workers open "
+                    "it themselves; mount it at the same path on every worker or use an "
+                    "object-store URL (cluster/README.md)"
+                )
+
+
+def _parent_writable(path: str) -> bool:
+    """On a worker: the folder that holds `path` is there and writable."""
+    parent = os.path.dirname(os.path.abspath(path)) or "."
+    return os.path.isdir(parent) and os.access(parent, os.W_OK)
 
 
 class _NoTaskFailures(logging.Filter):

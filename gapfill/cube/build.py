@@ -475,7 +475,7 @@ def _build_cube(
             "forward in time; build a new cube for earlier days"
         )
     new_days = [d for d in days if last is None or np.datetime64(d.day, "ns") > last]
-    with dask_client(dask_scheduler) as client:
+    with dask_client(dask_scheduler, writes={"cube": out}) as client:
         log.info("dask: scheduler %s", client.scheduler.address)
         kept: list[S2Day] = []
         fractions = dask.compute(*[valid_fraction(d, grid, cfg.chunk, s2p) for d in new_days])

@@ -459,7 +459,12 @@ def _fill(
                     "or choose other --dates",
                 )
             )
-        with dask_client(dask_scheduler, torch_workers=True) as client:
+        with dask_client(
+            dask_scheduler,
+            torch_workers=True,
+            reads={"cube": cfg.cube, "model": cfg.model and str(Path(cfg.model) / "model.pt")},
+            writes={"product": out.location},
+        ) as client:
             if cfg.device == "cuda":
                 _require_gpus(client)
             chunk = int(existing[product.S2].encoding["chunks"][-1])

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import platform
 import signal
 import threading
 from pathlib import Path
@@ -17,6 +18,7 @@ import torch
 from ray.train import UserCallback
 
 from gapfill._provenance import __version__, git_sha
+from gapfill.cluster import same_software
 from gapfill.cube import layout
 from gapfill.errors import InputError, ServiceError
 from gapfill.models import get_method, input_channels, receptive_field
@@ -106,10 +108,55 @@ def _ray(address: str | None, cpus_needed: float) -> bool:
                 runtime_env=runtime_env,
             )
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise ServiceError(
-            f"no Ray cluster answers at {address} ({str(exc).splitlines()[0]})"
-        ) from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "version mismatch" in str(exc).lower():
+            raise InputError(
+                f"the Ray cluster at {address} runs another Ray or Python ({first}): install "
+                f"ray {ray.__version__} on Python {platform.python_version()} on every node "
+                "(cluster/README.md)"
+            ) from None
+        raise ServiceError(f"no Ray cluster answers at {address} ({first})") from None
+    if address:
+        _check_nodes(address)
     return True
+
+
+def _check_nodes(address: str, timeout_s: float = 120.0) -> None:
+    """Every alive node of a cluster we did not start runs our gapfill and torch: asked of
+    each node by a zero-CPU task pinned to it, before any training worker unpickles our
+    code there (which would fail with a traceback deep in Ray Train, or run other code)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    def versions() -> dict[str, str]:
+        # Defined here, so Ray pickles it by value: it runs on a node without gapfill.
+        import importlib.metadata as md
+
+        found = {}
+        for name in ("gapfill", "torch"):
+            try:
+                found[name] = md.version(name)
+            except md.PackageNotFoundError:
+                found[name] = "not installed"
+        return found
+
+    remote = ray.remote(num_cpus=0)(versions)
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    refs = [
+        remote.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+        ).remote()
+        for n in nodes
+    ]
+    try:
+        found = ray.get(refs, timeout=timeout_s)
+    except ray.exceptions.GetTimeoutError:
+        raise ServiceError(
+            f"the nodes of the Ray cluster at {address} did not answer within {timeout_s:g} s"
+        ) from None
+    log.debug("versions of the Ray nodes: %s", found)
+    for node, software in zip(nodes, found, strict=True):
+        same_software(software, f"Ray node {node['NodeManagerAddress']} ({node['NodeID'][:8]})")
 
 
 def _quiet_ray_workers() -> None:
