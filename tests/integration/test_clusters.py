@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
@@ -362,23 +363,32 @@ def test_a_dask_worker_killed_mid_fill_costs_nothing(
     dask_procs.wait_for(2)
 
 
-def test_dask_workers_with_other_software_are_refused_and_nothing_is_left(
-    tmp_path, cube_pc, model_tiny, dask_procs
-):
-    dask_procs.add_worker("other", env=_env(PYTHONPATH=_other_gapfill(tmp_path / "other")))
+def _fill_with_an_extra_worker(
+    dask_procs: DaskProcesses, name: str, out: Path, cube: Path, model: Path, **worker: Any
+) -> subprocess.CompletedProcess:
+    """`gapfill fill --dask-scheduler` while one more worker, started with `worker`
+    (env / prefix), is part of the cluster; that worker is gone again afterwards."""
+    dask_procs.add_worker(name, **worker)
     try:
         dask_procs.wait_for(3)
-        out = tmp_path / "filled.zarr"
-        result = subprocess.run(
-            [*CLI, "fill", "--cube", str(cube_pc), "--model", str(model_tiny), "--out",
-             str(out), "--dask-scheduler", dask_procs.address],
+        return subprocess.run(
+            [*CLI, "fill", "--cube", str(cube), "--model", str(model), "--out", str(out),
+             "--dask-scheduler", dask_procs.address],
             capture_output=True, text=True, env=_env(),
         )  # fmt: skip
     finally:
-        dask_procs.kill("other")
+        dask_procs.kill(name)
+        dask_procs.wait_for(2)
+
+
+def test_dask_workers_with_other_software_are_refused_and_nothing_is_left(
+    tmp_path, cube_pc, model_tiny, dask_procs
+):
+    out = tmp_path / "filled.zarr"
+    env = _env(PYTHONPATH=_other_gapfill(tmp_path / "other"))
+    result = _fill_with_an_extra_worker(dask_procs, "other", out, cube_pc, model_tiny, env=env)
     _one_line_error(result, 2, "Dask worker tcp://127.0.0.1:", "gapfill 9.9.9")
     assert not out.exists() and not list(tmp_path.glob("*.zarr*"))
-    dask_procs.wait_for(2)
 
 
 def _can_unshare() -> bool:
@@ -395,21 +405,9 @@ def test_a_dask_worker_that_cannot_see_the_cube_is_named(tmp_path, cube_pc, mode
     """A worker on a machine without the shared mount, made here with a mount namespace
     in which an empty tmpfs hides the cube's folder."""
     hidden = cube_pc.parent
-    dask_procs.add_worker(
-        "blind",
-        prefix=("unshare", "-m", "sh", "-c", f'mount -t tmpfs none "{hidden}" && exec "$0" "$@"'),
-    )
-    try:
-        dask_procs.wait_for(3)
-        out = tmp_path / "filled.zarr"
-        result = subprocess.run(
-            [*CLI, "fill", "--cube", str(cube_pc), "--model", str(model_tiny), "--out",
-             str(out), "--dask-scheduler", dask_procs.address],
-            capture_output=True, text=True, env=_env(),
-        )  # fmt: skip
-    finally:
-        dask_procs.kill("blind")
+    out = tmp_path / "filled.zarr"
+    blind = ("unshare", "-m", "sh", "-c", f'mount -t tmpfs none "{hidden}" && exec "$0" "$@"')
+    result = _fill_with_an_extra_worker(dask_procs, "blind", out, cube_pc, model_tiny, prefix=blind)
     _one_line_error(result, 2, "cannot read the cube", str(cube_pc), "tcp://127.0.0.1:")
     assert not out.exists()
     assert (cube_pc / "zarr.json").is_file()  # hidden from that worker only
-    dask_procs.wait_for(2)
