@@ -458,6 +458,13 @@ def fill_cmd(
     calibrate: Annotated[
         bool, typer.Option(help="fit each fill to the clear pixels of its day")
     ] = True,
+    uncertainty: Annotated[
+        int | None,
+        typer.Option(
+            help="N Monte-Carlo dropout passes: a per-pixel spread (the product's "
+            "`uncertainty` variable, reflectance units, where filled)"
+        ),
+    ] = None,
     log_level: LogLevel = "INFO",
     verbose: Verbose = 0,
 ) -> None:
@@ -484,6 +491,7 @@ def fill_cmd(
         overwrite=overwrite,
         quicklooks=quicklooks,
         calibration={"enabled": calibrate},
+        uncertainty=uncertainty,
     )
     r = fill_auto(cfg, dask_scheduler=dask_scheduler)
     typer.echo(
@@ -636,6 +644,13 @@ def evaluate_cmd(
         bool, typer.Option(help="fit fills to the clear pixels left on their day, as fill does")
     ] = True,
     seed: Annotated[int, typer.Option(help="seed of the mask choice and the bootstrap")] = 0,
+    uncertainty: Annotated[
+        int | None,
+        typer.Option(
+            help="N Monte-Carlo dropout passes: report how well their spread covers the "
+            "model's errors (as `fill --uncertainty N`)"
+        ),
+    ] = None,
     log_level: LogLevel = "INFO",
     verbose: Verbose = 0,
 ) -> None:
@@ -656,6 +671,7 @@ def evaluate_cmd(
         whole_day=whole_day,
         calibration={"enabled": calibrate},
         seed=seed,
+        uncertainty=uncertainty,
     )
     from gapfill.errors import InputError
     from gapfill.storage import is_url, shown

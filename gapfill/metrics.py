@@ -17,9 +17,19 @@ from torchmetrics.functional.image import (
     structural_similarity_index_measure,
 )
 
-__all__ = ["image_metrics", "Scores", "masked_scores", "METRICS", "HIGHER_IS_BETTER"]
+__all__ = [
+    "image_metrics",
+    "Scores",
+    "masked_scores",
+    "spread_calibration",
+    "METRICS",
+    "HIGHER_IS_BETTER",
+    "Z90",
+]
 
 METRICS = ("psnr", "ssim", "sam_deg", "rmse")
+# Half-width of a two-sided 90 % interval of a normal distribution, in standard deviations.
+Z90 = 1.645
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "sam_deg": False, "rmse": False}
 
 
@@ -82,3 +92,30 @@ def masked_scores(
 def _scalar(value: object) -> float:
     assert isinstance(value, torch.Tensor)
     return float(value)
+
+
+def spread_calibration(errors: np.ndarray, sigma: np.ndarray) -> dict[str, float]:
+    """How well a predicted spread `sigma` describes `errors` (prediction - truth), both
+    flat arrays of the same values (pixels x bands): `coverage` the share of errors
+    inside ±1.645 σ (a calibrated Gaussian spread gives 0.90); `correlation` Pearson's r
+    of σ with |error| (does a larger σ mark a worse pixel?); `scale_for_90` the factor
+    on σ that would make the coverage 90 %; `values` how many were compared."""
+    errors = np.abs(np.asarray(errors, np.float64).ravel())
+    sigma = np.asarray(sigma, np.float64).ravel()
+    ok = np.isfinite(errors) & np.isfinite(sigma)
+    errors, sigma = errors[ok], sigma[ok]
+    if errors.size == 0:
+        raise ValueError("no finite (error, sigma) pair to compare")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(sigma > 0, errors / sigma, np.where(errors > 0, np.inf, 0.0))
+    corr = (
+        float(np.corrcoef(sigma, errors)[0, 1])
+        if errors.size > 1 and sigma.std() > 0 and errors.std() > 0
+        else float("nan")
+    )
+    return {
+        "coverage": float((ratio <= Z90).mean()),
+        "correlation": corr,
+        "scale_for_90": float(np.quantile(ratio, 0.9) / Z90),
+        "values": int(errors.size),
+    }

@@ -38,7 +38,14 @@ from gapfill.fill.calibrate import Calibration
 from gapfill.fill.infer import Window, calibrate_day, fill_window
 from gapfill.fill.run import check_fit
 from gapfill.grid import UTCDay
-from gapfill.metrics import HIGHER_IS_BETTER, METRICS, Scores, masked_scores
+from gapfill.metrics import (
+    HIGHER_IS_BETTER,
+    METRICS,
+    Z90,
+    Scores,
+    masked_scores,
+    spread_calibration,
+)
 from gapfill.models.card import ModelCard, load_model, weights_sha256
 from gapfill.storage import absolute, require_writable, shown
 
@@ -98,6 +105,13 @@ class EvaluateConfig(BaseModel):
     calibration: Calibration = Field(
         default_factory=Calibration, description="as `gapfill fill` applies it to the model"
     )
+    uncertainty: int | None = Field(
+        None,
+        ge=2,
+        le=256,
+        description="Monte-Carlo dropout passes: how well their spread covers the model's "
+        "errors (as `gapfill fill --uncertainty N` writes it)",
+    )
 
     @model_validator(mode="after")
     def _days(self) -> EvaluateConfig:
@@ -140,6 +154,9 @@ class EvaluateReport:
     versus: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     wins: dict[str, int] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    # With `uncertainty` N: the model's Monte-Carlo dropout spread against its errors on
+    # the scored pixels (gapfill.metrics.spread_calibration), plus "passes".
+    uncertainty: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -218,9 +235,22 @@ def markdown(report: EvaluateReport) -> str:
     for t in report.targets:
         psnr = " | ".join(f"{t.scores[m].psnr:.2f}" for m in report.methods)
         lines.append(f"| {t.day} | {t.mask_day} | {t.hidden_px} | {psnr} |")
+    if report.uncertainty:
+        lines += ["", uncertainty_line(report)]
     for day, why in report.skipped.items():
         lines.append(f"\nskipped {day}: {why}")
     return "\n".join(lines) + "\n"
+
+
+def uncertainty_line(report: EvaluateReport) -> str:
+    """One sentence on how well the model's Monte-Carlo dropout spread covers its errors."""
+    u = report.uncertainty
+    return (
+        f"Uncertainty ({int(u['passes'])} Monte-Carlo dropout passes): "
+        f"{u['coverage']:.1%} of the model's errors lie within ±{Z90}σ (goal 90 %); "
+        f"r(σ, |error|) = {u['correlation']:.2f}; σ × {u['scale_for_90']:.2f} would cover "
+        f"90 % ({int(u['values'])} pixel-band values)."
+    )
 
 
 def print_report(report: EvaluateReport, title: str | None = None) -> None:
@@ -238,6 +268,8 @@ def print_report(report: EvaluateReport, title: str | None = None) -> None:
     console = Console(width=160 if not sys.stdout.isatty() else None)
     console.print(table)
     console.print(verdict(report) + "; * uses clear days after the target")
+    if report.uncertainty:
+        console.print(uncertainty_line(report))
 
 
 def verdict(report: EvaluateReport) -> str:
@@ -419,6 +451,8 @@ def evaluate(cfg: EvaluateConfig, out: str | Path | None = None) -> EvaluateRepo
     rng_px = card.normalisation.reflectance_max
     horizon = card.reference.lookback_days
     figures: list[tuple[str, dict[str, np.ndarray], np.ndarray, np.ndarray]] = []
+    errors: list[np.ndarray] = []
+    sigmas: list[np.ndarray] = []
     for t in _spread(candidates):
         if len(report.targets) == cfg.max_targets:
             break
@@ -435,7 +469,7 @@ def evaluate(cfg: EvaluateConfig, out: str | Path | None = None) -> EvaluateRepo
         if mask_day < 0:
             report.skipped[names[t]] = "no other day's clouds hide enough of its clear pixels"
             continue
-        preds = _predict(
+        preds, sigma = _predict(
             t, hidden, times, s2, s1, clear, orbit, model, card, cfg, horizon, calibrated
         )
         valid = {m: hidden & np.isfinite(p).all(axis=0) for m, p in preds.items()}
@@ -446,6 +480,9 @@ def evaluate(cfg: EvaluateConfig, out: str | Path | None = None) -> EvaluateRepo
             )
             continue
         truth = s2[t]
+        if sigma is not None:
+            errors.append((preds[MODEL] - truth)[:, common])
+            sigmas.append(sigma[:, common])
         report.targets.append(
             TargetResult(
                 day=names[t],
@@ -464,6 +501,13 @@ def evaluate(cfg: EvaluateConfig, out: str | Path | None = None) -> EvaluateRepo
             + "; ".join(f"{d}: {w}" for d, w in list(report.skipped.items())[:3])
         )
     _summarise(report, cfg.bootstrap, cfg.seed)
+    if cfg.uncertainty is not None:
+        report.uncertainty = {
+            "passes": cfg.uncertainty,
+            **spread_calibration(
+                np.concatenate(errors, axis=None), np.concatenate(sigmas, axis=None)
+            ),
+        }
     if out is not None:
         _write(report, Path(out), figures)
     return report
@@ -482,17 +526,26 @@ def _predict(
     cfg: EvaluateConfig,
     horizon: int,
     calibrated: tuple[str, ...],
-) -> dict[str, np.ndarray]:
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """Each method's reflectance (band, y, x) for day `t` with `hidden` clouded over; NaN
-    where a method has no value. The model goes through `fill_window`, as in `fill`; the
-    calibrated baselines fit on the clear pixels left visible, as the model does."""
+    where a method has no value; and the model's Monte-Carlo dropout spread where asked.
+    The model goes through `fill_window`, as in `fill`; the calibrated baselines fit on
+    the clear pixels left visible, as the model does."""
     first = lookback_first(times, t, card.reference)
     days = slice(first, lookahead_last(times, t, card.reference) + 1)
     seen = clear[days].copy()
     seen[t - first] &= ~hidden
     win = Window(times[days], s2[days], s1[days], seen, orbit[days])
     res = fill_window(
-        win, [t - first], [True], model, card, tile=cfg.tile, batch=1, calibration=cfg.calibration
+        win,
+        [t - first],
+        [True],
+        model,
+        card,
+        tile=cfg.tile,
+        batch=1,
+        calibration=cfg.calibration,
+        uncertainty=cfg.uncertainty,
     )
     sim = np.where((res.status[0] == product.FILLED)[None], res.s2[0], np.nan)
     out = {MODEL: sim}
@@ -503,7 +556,7 @@ def _predict(
         has_value = np.asarray(np.isfinite(values).all(axis=0))
         fitted = calibrate_day(values, win, t - first, has_value, cfg.calibration)
         out[name + CAL] = np.maximum(fitted, layout.S2_MIN_VALID)
-    return out
+    return out, None if res.uncertainty is None else res.uncertainty[0]
 
 
 def _is_report(path: Path) -> bool:

@@ -55,6 +55,13 @@ class FillConfig(BaseModel):
         "the model that filled it; `gapfill run` refills the days of the old one)",
     )
     quicklooks: bool = True
+    uncertainty: int | None = Field(
+        None,
+        ge=2,
+        le=256,
+        description="Monte-Carlo dropout passes for a per-pixel spread (the product's "
+        "`uncertainty` variable); none by default",
+    )
 
     @model_validator(mode="after")
     def _days(self) -> FillConfig:
@@ -66,6 +73,10 @@ class FillConfig(BaseModel):
             )
         if self.evaluate_report and self.method != "auto":
             raise ValueError("--evaluate-report is read by --method auto only")
+        if self.uncertainty is not None and self.method != "model":
+            raise ValueError(
+                f"--uncertainty needs the model (--method model), not --method {self.method}"
+            )
         if self.method not in ("model", "auto") and self.model:
             raise ValueError(f"--method {self.method} uses no model: leave --model out")
         if self.dates and (self.start or self.end):

@@ -8,9 +8,10 @@ nothing but memory.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -36,6 +37,7 @@ __all__ = [
     "FilledWindow",
     "fill_window",
     "tiled_forward",
+    "mc_dropout_spread",
     "cached_model",
     "halo_of",
     "empty_product",
@@ -62,6 +64,9 @@ class Window:
     s1: np.ndarray
     clear: np.ndarray
     orbit: np.ndarray
+    # (y, x) of the window's first pixel in the cube: seeds the Monte-Carlo dropout passes
+    # by position, so a pixel's spread does not depend on which task computed it.
+    origin: tuple[int, int] = (0, 0)
 
 
 @dataclass
@@ -78,6 +83,9 @@ class FilledWindow:
     model_seconds: float = 0.0
     reference_next_dt: np.ndarray | None = None
     calibrate_seconds: float = 0.0
+    # (N, band, y, x) reflectance: the Monte-Carlo dropout spread where filled, else NaN
+    # (None: not asked for).
+    uncertainty: np.ndarray | None = field(default=None)
 
 
 def _device(kind: str) -> torch.device:
@@ -108,6 +116,78 @@ def cached_model(
     `sha256` keys the cache, so a retrained model in the same folder is reloaded."""
     with _lock:
         return _load(str(run_dir), sha256, _device(device).type)
+
+
+# id -> (the model, its copy with dropout on); holding the model keeps its id unique.
+_dropout_copies: dict[int, tuple[Generator, Generator]] = {}
+
+
+def with_dropout(model: Generator) -> Generator:
+    """A copy of `model` whose dropout layers stay active (everything else in eval mode:
+    BatchNorm keeps its running statistics), made once per model object: the cached
+    eval-mode model is never switched, so threads sharing it are not disturbed."""
+    with _lock:
+        held = _dropout_copies.get(id(model))
+        if held is None or held[0] is not model:
+            mc = copy.deepcopy(model).eval()
+            for m in mc.modules():
+                if isinstance(m, torch.nn.Dropout):
+                    m.train()
+            _dropout_copies.clear()
+            held = _dropout_copies[id(model)] = (model, mc)
+        return held[1]
+
+
+def _pass_seed(day: np.datetime64, y: int, x: int) -> int:
+    """A seed per target day and tile position in the cube."""
+    days = int(np.asarray(day).astype("datetime64[D]").astype(np.int64))
+    return int(np.random.SeedSequence([days + 100_000, y, x]).generate_state(1)[0])
+
+
+@torch.inference_mode()
+def mc_dropout_spread(
+    model: Generator,
+    x: np.ndarray,
+    days: list[np.datetime64],
+    *,
+    passes: int,
+    tile: int,
+    halo: int,
+    batch: int,
+    origin: tuple[int, int] = (0, 0),
+) -> np.ndarray:
+    """Per-pixel standard deviation (N, out, H, W), in the generator's [-1, 1] units, of
+    `passes` forward passes of inputs `x` (N, C, H, W) with dropout active.
+
+    Each tile's passes are seeded by its target day and position in the cube (`origin` +
+    tile offset), so the spread is reproducible and the same whichever task or run
+    computes it; a model without dropout gives zeros. Tiles carry `halo` px as in
+    `tiled_forward`."""
+    mc = with_dropout(model)
+    device = next(mc.parameters()).device
+    n, _, h, w = x.shape
+    out = np.zeros((n, mc.cfg.out_channels, h, w), np.float32)
+    per_pass = max(1, batch if device.type == "cuda" else 1)
+    devices = [device] if device.type == "cuda" else []
+    for y0, y1, x0, x1 in tile_boxes(h, w, tile):
+        ya, yb, xa, xb = max(y0 - halo, 0), min(y1 + halo, h), max(x0 - halo, 0), min(x1 + halo, w)
+        inner = (slice(y0 - ya, y1 - ya), slice(x0 - xa, x1 - xa))
+        for i in range(n):
+            inp = torch.from_numpy(np.ascontiguousarray(x[i : i + 1, :, ya:yb, xa:xb])).to(device)
+            total = torch.zeros((mc.cfg.out_channels, y1 - y0, x1 - x0), dtype=torch.float64)
+            square = torch.zeros_like(total)
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(_pass_seed(days[i], origin[0] + y0, origin[1] + x0))
+                for start in range(0, passes, per_pass):
+                    k = min(per_pass, passes - start)
+                    res = mc(inp.expand(k, *inp.shape[1:])).double().cpu()
+                    res = res[:, :, inner[0], inner[1]]
+                    total += res.sum(0)
+                    square += (res * res).sum(0)
+            mean = total / passes
+            var = torch.clamp(square / passes - mean * mean, min=0.0) * passes / (passes - 1)
+            out[i, :, y0:y1, x0:x1] = var.sqrt().float().numpy()
+    return out
 
 
 @torch.inference_mode()
@@ -197,6 +277,7 @@ def fill_window(
     tile: int,
     batch: int,
     calibration: Calibration | None = None,
+    uncertainty: int | None = None,
 ) -> FilledWindow:
     """The product for days `targets` (indices into the window's days) of one window.
 
@@ -204,7 +285,10 @@ def fill_window(
     entry is true are simulated where the reference rule (from the card) finds a reference
     and S1 is present, else flagged unfilled; pixels without an observation are nodata.
     With `calibration`, the simulation is fitted to the day's clear pixels (where the
-    model had a reference) before it is written (`gapfill.fill.calibrate`).
+    model had a reference) before it is written (`gapfill.fill.calibrate`). With
+    `uncertainty` = N, also the spread of N Monte-Carlo dropout passes (reflectance units,
+    where filled; the filled values stay the deterministic pass's): the network's own
+    uncertainty, before calibration.
     """
     norm = card.normalisation
     n = len(targets)
@@ -239,8 +323,22 @@ def fill_window(
             ages.append(age)
             aheads.append(ahead)
     model_px, t0, cal_s = 0, time.perf_counter(), 0.0
+    spread_out = None if uncertainty is None else np.full_like(s2_out, np.nan)
     if inputs:
-        sim = tiled_forward(model, np.stack(inputs), tile=tile, halo=halo_of(card), batch=batch)
+        stacked = np.stack(inputs)
+        sim = tiled_forward(model, stacked, tile=tile, halo=halo_of(card), batch=batch)
+        spread = None
+        if spread_out is not None and uncertainty is not None:
+            spread = mc_dropout_spread(
+                model,
+                stacked,
+                [win.times[targets[j]] for j in slots],
+                passes=uncertainty,
+                tile=tile,
+                halo=halo_of(card),
+                batch=batch,
+                origin=win.origin,
+            )
         for k, j in enumerate(slots):
             todo = masks[k]
             refl = norm.optical_inverse(sim[k])
@@ -253,6 +351,10 @@ def fill_window(
             status[j][todo] = product.FILLED
             ref_dt[j][todo] = ages[k][todo]
             next_dt[j][todo] = aheads[k][todo]
+            if spread is not None and spread_out is not None:
+                # optical_inverse is affine: a spread in [-1, 1] units times its slope
+                sigma = spread[k] * np.float32(0.5 * norm.reflectance_max)
+                spread_out[j][:, todo] = sigma[:, todo]
         model_px = len(inputs) * h * w
     return FilledWindow(
         s2_out,
@@ -262,4 +364,5 @@ def fill_window(
         time.perf_counter() - t0 - cal_s,
         next_dt if both else None,
         cal_s,
+        spread_out,
     )

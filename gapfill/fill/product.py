@@ -9,6 +9,10 @@ Same grid, `time` axis (created once from the cube), coords, CF packing and
 - `reference_dt` (time, y, x) int16: age of the reference in days where filled (else -1)
 - `reference_next_dt` (time, y, x) int16: days to the later reference where one was used
   (reference rule `both`, or a baseline that reads later days; else -1). New in version 2.
+- `uncertainty` (time, band, y, x), optional (`gapfill fill --uncertainty N`): the
+  standard deviation of N Monte-Carlo dropout passes of the generator, in reflectance
+  units, where filled (NaN elsewhere); CF-packed like `s2`. The attr `uncertainty_passes`
+  says N; a product has the variable for all its days or for none.
 - `complete` (time) bool, written last for each day
 """
 
@@ -30,6 +34,8 @@ __all__ = [
     "STATUS",
     "REFERENCE_DT",
     "REFERENCE_NEXT_DT",
+    "UNCERTAINTY",
+    "UNCERTAINTY_ATTR",
     "COMPLETE",
     "DAY_VARS",
     "NODATA",
@@ -49,6 +55,8 @@ PRODUCT_CONTRACT_VERSION = "2"
 S2, STATUS, COMPLETE = layout.S2, "status", layout.COMPLETE
 REFERENCE_DT, REFERENCE_NEXT_DT = "reference_dt", "reference_next_dt"
 DAY_VARS = (S2, STATUS, REFERENCE_DT, REFERENCE_NEXT_DT)
+UNCERTAINTY = "uncertainty"
+UNCERTAINTY_ATTR = "uncertainty_passes"
 NODATA, CLEAR, FILLED, UNFILLED = 0, 1, 2, 3
 FLAG_MEANINGS = ("nodata", "clear", "filled", "unfilled")
 REFERENCE_DT_MISSING = -1
@@ -75,6 +83,11 @@ _ATTRS: dict[str, dict[str, Any]] = {
     REFERENCE_NEXT_DT: {
         "long_name": "days from the target to the later reference (O3) where filled with one (days)"
     },
+    UNCERTAINTY: {
+        "long_name": "standard deviation of Monte-Carlo dropout passes of the generator "
+        "where filled (before day calibration)",
+        "units": "1",
+    },
     COMPLETE: {
         "long_name": "day fully written",
         "flag_values": [0, 1],
@@ -84,9 +97,15 @@ _ATTRS: dict[str, dict[str, Any]] = {
 
 
 def product_template(
-    grid: Grid, times: np.ndarray, chunk: int, attrs: Mapping[str, Any]
+    grid: Grid,
+    times: np.ndarray,
+    chunk: int,
+    attrs: Mapping[str, Any],
+    *,
+    uncertainty: bool = False,
 ) -> xr.Dataset:
-    """A lazy, all-missing product for the cube's `times` (written with `compute=False`)."""
+    """A lazy, all-missing product for the cube's `times` (written with `compute=False`),
+    with the `uncertainty` variable when asked."""
     import dask.array as da
 
     h, w = grid.shape
@@ -121,7 +140,9 @@ def product_template(
         },
         attrs=dict(attrs),
     )
-    for name in (*DAY_VARS, COMPLETE):
+    if uncertainty:
+        ds[UNCERTAINTY] = ds[S2].copy()
+    for name in (*DAY_VARS, COMPLETE, *([UNCERTAINTY] if uncertainty else [])):
         ds[name].attrs.update(_ATTRS[name])
         if name != COMPLETE:
             ds[name].attrs["grid_mapping"] = layout.SPATIAL_REF
@@ -129,12 +150,19 @@ def product_template(
     return ds
 
 
-def product_encoding(chunk: int, grid: Grid) -> dict[str, dict[str, Any]]:
-    """Zarr encodings: the cube's CF packing for `s2`, chunks time=1 and square spatial."""
+def product_encoding(
+    chunk: int, grid: Grid, *, uncertainty: bool = False
+) -> dict[str, dict[str, Any]]:
+    """Zarr encodings: the cube's CF packing for `s2` (and `uncertainty`), chunks time=1
+    and square spatial."""
     h, w = grid.shape
     cy, cx = min(chunk, h), min(chunk, w)
+    packed = {**layout.ENCODINGS[layout.S2], "chunks": (1, len(S2_BANDS), cy, cx)}
+    # s2's packing, but 0 is a valid spread: the fill value is the top of the range.
+    spread = {**packed, "_FillValue": np.iinfo(np.uint16).max}
     return {
-        S2: {**layout.ENCODINGS[layout.S2], "chunks": (1, len(S2_BANDS), cy, cx)},
+        S2: packed,
+        **({UNCERTAINTY: spread} if uncertainty else {}),
         STATUS: {"dtype": "uint8", "chunks": (1, cy, cx)},
         **{
             name: {"dtype": "int16", "_FillValue": REFERENCE_DT_MISSING, "chunks": (1, cy, cx)}

@@ -164,6 +164,7 @@ def _attrs(cfg: FillConfig, cube: xr.Dataset, card: ModelCard | None, sha: str) 
         "model_run": cfg.model or "",
         "model_sha256": sha,
         "model_card": card.model_dump_json() if card is not None else "",
+        product.UNCERTAINTY_ATTR: cfg.uncertainty or 0,
         "fill_runs": "[]",
         "software_version": __version__,
         "git_sha": git_sha(),
@@ -275,10 +276,11 @@ def _open_or_create(
     grid = layout.grid_of(cube)
     times = cube["time"].values
     with _store_lock(out):
+        spread = bool(attrs.get(product.UNCERTAINTY_ATTR))
         if not out.exists():
             out.create(
-                product.product_template(grid, times, chunk, attrs),
-                product.product_encoding(chunk, grid),
+                product.product_template(grid, times, chunk, attrs, uncertainty=spread),
+                product.product_encoding(chunk, grid, uncertainty=spread),
             )
         try:
             existing = out.open()
@@ -315,6 +317,13 @@ def _open_or_create(
                 f"{out} was filled with calibration {before}, not {attrs['calibration']}: "
                 "use the same --calibrate setting or fill into another --out"
             )
+        passes = int(existing.attrs.get(product.UNCERTAINTY_ATTR, 0))
+        if passes != int(attrs.get(product.UNCERTAINTY_ATTR, 0)):
+            raise InputError(
+                f"{out} was filled "
+                + (f"with --uncertainty {passes}" if passes else "without --uncertainty")
+                + ": fill it the same way, or into another --out"
+            )
         if existing.attrs.get("model_sha256") != sha and replace_model:
             group = out.group()
             for key in ("model_sha256", "model_card", "model_run", "uses_later_days"):
@@ -333,7 +342,9 @@ def _open_or_create(
                 f"not {sha[:12]}: fill into another --out"
             )
         if len(old) < len(times):
-            new = product.product_template(grid, times[len(old) :], chunk, dict(existing.attrs))
+            new = product.product_template(
+                grid, times[len(old) :], chunk, dict(existing.attrs), uncertainty=bool(passes)
+            )
             out.append_days(new, ["band", "x", "y", layout.SPATIAL_REF])
             existing = out.open()
             log.info("product extended by %d new cube days", len(times) - len(old))
@@ -502,6 +513,7 @@ def _fill(
                 chunk=chunk,
                 tile=cfg.tile,
                 batch=cfg.batch,
+                uncertainty=cfg.uncertainty,
             )
             _run_tasks(client, job, todo, cfg.days_per_task, grid.shape, flags, report, days)
             for t, do in todo:

@@ -9,7 +9,7 @@ share its task: the days read cover every target's whole look-back.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -52,6 +52,7 @@ class Job:
     horizon_days: int = 60
     calibration: Calibration = field(default_factory=Calibration)
     storage_options: dict[str, Any] | None = None  # of cube and product URLs
+    uncertainty: int | None = None  # Monte-Carlo dropout passes
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,7 @@ def fill_task(
     space = {"y": slice(ya, yb), "x": slice(xa, xb)}
     if job.method == "model":
         win, local = read_window(ds, targets, fill_days, space, card)
+        win = replace(win, origin=(ya, xa))
         t1 = time.perf_counter()
         res = fill_window(
             win,
@@ -182,6 +184,7 @@ def fill_task(
             tile=job.tile,
             batch=job.batch,
             calibration=job.calibration,
+            uncertainty=job.uncertainty,
         )
     else:
         win, local = read_baseline_window(ds, targets, space, job.method, job.horizon_days)
@@ -201,8 +204,19 @@ def fill_task(
             {"time": 1, "y": job.chunk, "x": job.chunk},
             {"time": job.n_times, "y": h, "x": w},
         )
+        spread = res.uncertainty
         piece = xr.Dataset(
             {
+                **(
+                    {
+                        product.UNCERTAINTY: (
+                            ("time", "band", "y", "x"),
+                            spread[j : j + 1, :, *inner],
+                        )
+                    }
+                    if spread is not None
+                    else {}
+                ),
                 product.S2: (("time", "band", "y", "x"), res.s2[j : j + 1, :, *inner]),
                 product.STATUS: (("time", "y", "x"), res.status[j : j + 1, *inner]),
                 product.REFERENCE_DT: (("time", "y", "x"), res.reference_dt[j : j + 1, *inner]),

@@ -108,7 +108,7 @@ def test_the_command_prints_the_table_and_refuses_bad_input(tmp_path, cube_pc, m
         str(model_tiny),
     ]
     proc = subprocess.run(
-        [*cli, "--out", str(tmp_path / "r"), "--max-targets", "2"],
+        [*cli, "--out", str(tmp_path / "r"), "--max-targets", "2", "--uncertainty", "3"],
         capture_output=True,
         text=True,
         timeout=240,
@@ -116,6 +116,9 @@ def test_the_command_prints_the_table_and_refuses_bad_input(tmp_path, cube_pc, m
     assert proc.returncode == 0, proc.stderr
     assert "persistence" in proc.stdout and "interpolate *" in proc.stdout
     assert "does NOT beat" in proc.stdout
+    assert "Uncertainty (3 Monte-Carlo dropout passes)" in proc.stdout
+    spread = json.loads((tmp_path / "r" / "report.json").read_text())["uncertainty"]
+    assert spread["passes"] == 3 and 0 <= spread["coverage"] <= 1 and spread["values"] > 0
     bad = subprocess.run(
         [*cli, "--start", "2030-01-01", "--out", str(tmp_path / "n")],
         capture_output=True,

@@ -299,7 +299,32 @@ def test_bad_inputs_say_what_to_do_and_keep_what_was_written(tmp_path, filled, c
     fails(match="was filled by model", model=other)
     fails("--start", "2030-01-01", match="has no day from")
     fails("--dates", "2022-01-01", "--start", "2022-01-01", match="not both")
+    fails("--uncertainty", "0", match="uncertainty")
+    fails("--uncertainty", "3", match="was filled without --uncertainty")
     _assert_same(before, _values(out))
+
+
+def test_uncertainty_is_written_when_asked_only_where_filled_and_changes_no_value(
+    tmp_path, filled, cube_pc, model_tiny, dask_address
+):
+    import zarr
+
+    out = tmp_path / "with-spread.zarr"
+    _fill(cube_pc, model_tiny, out, dask_address, uncertainty=3)
+    ds, ref = xr.open_zarr(out), xr.open_zarr(filled[0])
+    assert product.UNCERTAINTY not in ref and ds.attrs[product.UNCERTAINTY_ATTR] == 3
+    _assert_same(_values(filled[0]), _values(out))  # the fill itself is the same
+    sigma = ds[product.UNCERTAINTY].values
+    where = np.broadcast_to((ds[product.STATUS].values == product.FILLED)[:, None], sigma.shape)
+    assert where.any() and (sigma[where] >= 0).all() and (sigma[where] > 0).mean() > 0.5
+    assert np.isnan(sigma[~where]).all()
+    arrays = zarr.open_group(str(out), mode="r")
+    assert arrays[product.UNCERTAINTY].dtype == arrays[product.S2].dtype  # packed like s2
+    assert (
+        ds[product.UNCERTAINTY].encoding["scale_factor"] == ds[product.S2].encoding["scale_factor"]
+    )
+    with pytest.raises(InputError, match="was filled with --uncertainty 3"):
+        _fill(cube_pc, model_tiny, out, dask_address, overwrite=True)
 
 
 def test_an_output_of_another_grid_or_kind_is_refused(filled, cube_pc, cube_es, model_tiny):
