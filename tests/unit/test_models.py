@@ -17,7 +17,7 @@ from gapfill.models import (
     patch_receptive_field,
     receptive_field,
 )
-from gapfill.models.generator import ResidualBlock
+from gapfill.models.generator import Generator, GeneratorConfig, ResidualBlock
 
 
 def _convs(module: nn.Module) -> list[tuple[int, int, int]]:
@@ -203,3 +203,30 @@ def test_the_shipped_paper_training_config_validates():
     assert (cfg.method, cfg.preset, cfg.data.patch, cfg.batch_size) == ("mtcgan", "paper", 256, 1)
     assert cfg.epochs == 5 and cfg.lr == 2e-4 and cfg.betas == (0.5, 0.999)
     assert cfg.checkpoints and cfg.checkpoints.startswith("s3://")
+
+
+@pytest.mark.parametrize("block", ["paper", "johnson"])
+def test_every_residual_branch_of_a_norm_free_net_learns(block):
+    """The CPU presets drop normalisation and start each residual branch near zero. A
+    `paper` branch ends in a ReLU: had its last conv started at exactly zero, that ReLU
+    would pass no gradient and the branch (and its dropout) would stay dead forever."""
+    torch.manual_seed(0)
+    g = Generator(
+        GeneratorConfig(widths=(8, 16, 16), kernels=(3, 3, 3), blocks=2, norm="none", block=block)
+    )
+    lasts = [[m for m in b.modules() if isinstance(m, nn.Conv2d)][-1] for b in g.blocks]
+    before = [last.weight.detach().clone() for last in lasts]
+    opt = torch.optim.Adam(g.parameters(), lr=1e-3)
+    x, y = torch.rand(2, 8, 24, 24) * 2 - 1, torch.rand(2, 4, 24, 24) * 2 - 1
+    for _ in range(3):
+        opt.zero_grad()
+        torch.nn.functional.l1_loss(g(x), y).backward()
+        opt.step()
+    for last, start in zip(lasts, before, strict=True):
+        assert not torch.equal(last.weight, start)
+    g.eval()
+    for m in g.modules():
+        if isinstance(m, nn.Dropout):
+            m.train()
+    with torch.no_grad():
+        assert not torch.equal(g(x), g(x))  # dropout now changes the output
