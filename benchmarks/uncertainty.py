@@ -26,15 +26,17 @@ def table(data: dict) -> str:
     """Markdown: per cube, coverage of ±1.645σ, r(σ, |error|), the scale for 90 %."""
     lines = [
         "| cube | passes | errors within ±1.645σ (goal 90 %) | r(σ, \\|error\\|) | σ × this "
-        "covers 90 % | model vs best baseline (PSNR dB) | seconds |",
-        "|---|---|---|---|---|---|---|",
+        "covers 90 % | σ = 0 | model vs best baseline (PSNR dB) | seconds |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for key, title in CUBES.items():
         r = data[key]
         u = r["uncertainty"]
         lines.append(
             f"| {title} | {u['passes']} | {u['coverage']:.1%} | {u['correlation']:.2f} | "
-            f"{u['scale_for_90']:.2f} | {r['model_psnr']:.2f} vs {r['best_baseline_psnr']:.2f} "
+            f"{'none' if u['scale_for_90'] is None else format(u['scale_for_90'], '.1f')} | "
+            f"{u['zero_sigma_share']:.1%} | "
+            f"{r['model_psnr']:.2f} vs {r['best_baseline_psnr']:.2f} "
             f"({r['best_baseline']}) | {r['seconds']:.0f} |"
         )
     sw = data["software"]

@@ -94,12 +94,13 @@ def _scalar(value: object) -> float:
     return float(value)
 
 
-def spread_calibration(errors: np.ndarray, sigma: np.ndarray) -> dict[str, float]:
+def spread_calibration(errors: np.ndarray, sigma: np.ndarray) -> dict[str, float | None]:
     """How well a predicted spread `sigma` describes `errors` (prediction - truth), both
     flat arrays of the same values (pixels x bands): `coverage` the share of errors
     inside ±1.645 σ (a calibrated Gaussian spread gives 0.90); `correlation` Pearson's r
     of σ with |error| (does a larger σ mark a worse pixel?); `scale_for_90` the factor
-    on σ that would make the coverage 90 %; `values` how many were compared."""
+    on σ that would make the coverage 90 % (None where none would); `zero_sigma_share`
+    how often σ is exactly 0; `values` how many were compared."""
     errors = np.abs(np.asarray(errors, np.float64).ravel())
     sigma = np.asarray(sigma, np.float64).ravel()
     ok = np.isfinite(errors) & np.isfinite(sigma)
@@ -113,9 +114,12 @@ def spread_calibration(errors: np.ndarray, sigma: np.ndarray) -> dict[str, float
         if errors.size > 1 and sigma.std() > 0 and errors.std() > 0
         else float("nan")
     )
+    scale = float(np.quantile(ratio, 0.9, method="higher") / Z90)
     return {
         "coverage": float((ratio <= Z90).mean()),
         "correlation": corr,
-        "scale_for_90": float(np.quantile(ratio, 0.9) / Z90),
+        # None: no finite scale covers 90 % (σ is 0 where over 10 % of the errors are not)
+        "scale_for_90": scale if np.isfinite(scale) else None,
+        "zero_sigma_share": float((sigma == 0).mean()),
         "values": int(errors.size),
     }

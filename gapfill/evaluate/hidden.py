@@ -156,7 +156,7 @@ class EvaluateReport:
     config: dict[str, Any] = field(default_factory=dict)
     # With `uncertainty` N: the model's Monte-Carlo dropout spread against its errors on
     # the scored pixels (gapfill.metrics.spread_calibration), plus "passes".
-    uncertainty: dict[str, float] = field(default_factory=dict)
+    uncertainty: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -246,10 +246,15 @@ def uncertainty_line(report: EvaluateReport) -> str:
     """One sentence on how well the model's Monte-Carlo dropout spread covers its errors."""
     u = report.uncertainty
     return (
-        f"Uncertainty ({int(u['passes'])} Monte-Carlo dropout passes): "
+        f"Uncertainty ({u['passes']} Monte-Carlo dropout passes): "
         f"{u['coverage']:.1%} of the model's errors lie within ±{Z90}σ (goal 90 %); "
-        f"r(σ, |error|) = {u['correlation']:.2f}; σ × {u['scale_for_90']:.2f} would cover "
-        f"90 % ({int(u['values'])} pixel-band values)."
+        f"r(σ, |error|) = {u['correlation']:.2f}; "
+        + (
+            f"σ × {u['scale_for_90']:.2f} would cover 90 %"
+            if u["scale_for_90"] is not None
+            else f"no scale of σ covers 90 % (σ = 0 for {u['zero_sigma_share']:.0%})"
+        )
+        + f" ({u['values']} pixel-band values)."
     )
 
 

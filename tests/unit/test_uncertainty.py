@@ -77,7 +77,8 @@ def test_spread_calibration_on_a_hand_made_case():
     got = spread_calibration(np.array([0.1, -0.2, 0.5, 0.0]), np.array([0.1, 0.1, 0.1, 0.0]))
     # |error| / sigma = 1, 2, 5 and 0 (0/0: no error, no spread); within 1.645: 1 and 0
     assert got["coverage"] == 0.5
-    assert got["scale_for_90"] == pytest.approx(np.quantile([0, 1, 2, 5], 0.9) / Z90)
+    assert got["scale_for_90"] == pytest.approx(5 / Z90)  # the 90th percentile: 5
+    assert got["zero_sigma_share"] == 0.25
     assert got["correlation"] == pytest.approx(
         np.corrcoef([0.1, 0.1, 0.1, 0.0], [0.1, 0.2, 0.5, 0.0])[0, 1]
     )
@@ -93,6 +94,8 @@ def test_a_calibrated_gaussian_spread_covers_90_percent():
     assert got["correlation"] > 0.3
     halved = spread_calibration(rng.normal(0, sigma), sigma / 2)
     assert halved["coverage"] < 0.7 and halved["scale_for_90"] == pytest.approx(2.0, abs=0.05)
+    blind = spread_calibration(np.ones(10), np.r_[np.zeros(2), np.ones(8)])
+    assert blind["scale_for_90"] is None and blind["zero_sigma_share"] == 0.2
 
 
 @pytest.mark.parametrize(
