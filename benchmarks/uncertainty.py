@@ -19,6 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import RESULTS, write_result  # noqa: E402
 
+BEGIN = "<!-- uncertainty.py: begin -->"
+END = "<!-- uncertainty.py: end -->"
 CUBES = {"synthetic": "synthetic 256 px, east half held out", "real": "real sample 64 px"}
 
 

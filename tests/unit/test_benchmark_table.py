@@ -13,3 +13,17 @@ def test_the_readme_table_is_the_one_the_results_print():
     text = README.read_text()
     shown = text[text.index(BEGIN) + len(BEGIN) : text.index(END)].strip()
     assert shown == table(), "run: .venv/bin/python benchmarks/table.py, paste between the markers"
+
+
+def test_the_readme_uncertainty_table_is_the_one_its_results_print():
+    import json
+
+    from benchmarks import uncertainty
+
+    text = (README.parents[1] / "README.md").read_text()
+    start = text.index(uncertainty.BEGIN) + len(uncertainty.BEGIN)
+    shown = text[start : text.index(uncertainty.END)].strip()
+    stored = json.loads((uncertainty.RESULTS / "uncertainty.json").read_text())
+    assert shown == uncertainty.table(stored), (
+        "run: .venv/bin/python benchmarks/uncertainty.py --table"
+    )
