@@ -13,6 +13,7 @@ from typing import Any
 
 from gapfill import _interrupt
 from gapfill.errors import InputError, ServiceError
+from gapfill.storage import is_url
 
 __all__ = ["check_workers", "dask_client", "local_cluster", "same_software"]
 
@@ -190,8 +191,6 @@ def check_workers(
             for name in SOFTWARE
         }
         same_software(found, f"Dask worker {worker}")
-    from gapfill.storage import is_url
-
     checks: list[tuple[str, str | None, Callable[[str], bool], str]] = [
         (what, p, os.path.exists, "read") for what, p in reads.items()
     ]

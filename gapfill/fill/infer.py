@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -144,6 +145,16 @@ def _pass_seed(day: np.datetime64, y: int, x: int) -> int:
     return int(np.random.SeedSequence([days + 100_000, y, x]).generate_state(1)[0])
 
 
+def _haloed_tiles(
+    h: int, w: int, tile: int, halo: int
+) -> Iterator[tuple[tuple[int, int, int, int], tuple[int, int, int, int]]]:
+    """Each tile of an (h, w) array as (outer, inner): the box read with `halo` px around it
+    (clipped at the edges), and where the tile lies inside that box; both (y0, y1, x0, x1)."""
+    for y0, y1, x0, x1 in tile_boxes(h, w, tile):
+        ya, yb, xa, xb = max(y0 - halo, 0), min(y1 + halo, h), max(x0 - halo, 0), min(x1 + halo, w)
+        yield (ya, yb, xa, xb), (y0 - ya, y1 - ya, x0 - xa, x1 - xa)
+
+
 @torch.inference_mode()
 def mc_dropout_spread(
     model: Generator,
@@ -169,9 +180,8 @@ def mc_dropout_spread(
     out = np.zeros((n, mc.cfg.out_channels, h, w), np.float32)
     per_pass = max(1, batch if device.type == "cuda" else 1)
     devices = [device] if device.type == "cuda" else []
-    for y0, y1, x0, x1 in tile_boxes(h, w, tile):
-        ya, yb, xa, xb = max(y0 - halo, 0), min(y1 + halo, h), max(x0 - halo, 0), min(x1 + halo, w)
-        inner = (slice(y0 - ya, y1 - ya), slice(x0 - xa, x1 - xa))
+    for (ya, yb, xa, xb), (iy0, iy1, ix0, ix1) in _haloed_tiles(h, w, tile, halo):
+        y0, y1, x0, x1 = ya + iy0, ya + iy1, xa + ix0, xa + ix1
         for i in range(n):
             inp = torch.from_numpy(np.ascontiguousarray(x[i : i + 1, :, ya:yb, xa:xb])).to(device)
             total = torch.zeros((mc.cfg.out_channels, y1 - y0, x1 - x0), dtype=torch.float64)
@@ -181,7 +191,7 @@ def mc_dropout_spread(
                 for start in range(0, passes, per_pass):
                     k = min(per_pass, passes - start)
                     res = mc(inp.expand(k, *inp.shape[1:])).double().cpu()
-                    res = res[:, :, inner[0], inner[1]]
+                    res = res[:, :, iy0:iy1, ix0:ix1]
                     total += res.sum(0)
                     square += (res * res).sum(0)
             mean = total / passes
@@ -207,12 +217,9 @@ def tiled_forward(
     n, _, h, w = x.shape
     out = np.empty((n, model.cfg.out_channels, h, w), np.float32)
     jobs: dict[tuple[int, int], list[tuple[int, tuple[int, int, int, int], tuple[int, ...]]]] = {}
-    for y0, y1, x0, x1 in tile_boxes(h, w, tile):
-        ya, yb, xa, xb = max(y0 - halo, 0), min(y1 + halo, h), max(x0 - halo, 0), min(x1 + halo, w)
+    for (ya, yb, xa, xb), inner in _haloed_tiles(h, w, tile, halo):
         for i in range(n):
-            jobs.setdefault((yb - ya, xb - xa), []).append(
-                (i, (ya, yb, xa, xb), (y0 - ya, y1 - ya, x0 - xa, x1 - xa))
-            )
+            jobs.setdefault((yb - ya, xb - xa), []).append((i, (ya, yb, xa, xb), inner))
     cuda = device.type == "cuda"
     per_pass = batch if cuda else 1
     for group in jobs.values():
@@ -328,7 +335,7 @@ def fill_window(
         stacked = np.stack(inputs)
         sim = tiled_forward(model, stacked, tile=tile, halo=halo_of(card), batch=batch)
         spread = None
-        if spread_out is not None and uncertainty is not None:
+        if uncertainty is not None:
             spread = mc_dropout_spread(
                 model,
                 stacked,
