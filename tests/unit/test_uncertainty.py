@@ -110,3 +110,10 @@ def test_bad_uncertainty_requests_are_refused(kw, needle):
     base = {"cube": "c.zarr", "model": "run", "out": "o.zarr"}
     with pytest.raises(ValueError, match=needle):
         FillConfig(**{**base, **kw})
+
+
+def test_evaluate_refuses_too_few_passes():
+    from gapfill.evaluate import EvaluateConfig
+
+    with pytest.raises(ValueError, match="greater than or equal to 2"):
+        EvaluateConfig(cube="c.zarr", model="run", uncertainty=1)
