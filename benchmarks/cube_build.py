@@ -76,13 +76,13 @@ def _worker_pids(address: str) -> list[int]:
 
 def _aoi(meta: dict, fraction: float) -> tuple[str, tuple[float, float, float, float]]:
     """Lon/lat WKT of the central `fraction` (per side) of the world, and its UTM box."""
-    from gapfill.demo import _inset_wkt
+    from gapfill.grid import inset_lonlat_wkt
 
     minx, miny, maxx, maxy = meta["bounds"]
     w = (maxx - minx) * fraction
     cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
     box = [cx - w / 2, cy - w / 2, cx + w / 2, cy + w / 2]
-    return _inset_wkt(box, meta["epsg"]), (box[0], box[1], box[2], box[3])
+    return inset_lonlat_wkt(box, meta["epsg"]), (box[0], box[1], box[2], box[3])
 
 
 def _floor(world: Path, meta: dict, box: tuple[float, float, float, float], out: Path) -> dict:

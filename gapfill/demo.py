@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from gapfill.errors import InputError
+from gapfill.grid import east_half, inset_lonlat_wkt
 
 if TYPE_CHECKING:
     from gapfill.train import TrainConfig
@@ -44,9 +45,7 @@ def _world(out: Path, size: int) -> Path:
     spec = WorldSpec(size=size, dates=12, seed=0, landscape="flat-agri")
     world = out / f"world-{spec.landscape}-{size}"
     meta = world / "world.json"
-    if meta.is_file() and json.loads(meta.read_text())["spec"] == json.loads(
-        spec.model_dump_json()
-    ):
+    if meta.is_file() and WorldSpec.model_validate(json.loads(meta.read_text())["spec"]) == spec:
         log.info("synthetic world already at %s", world)
         return world
     t0 = time.perf_counter()
@@ -70,7 +69,7 @@ def _cubes(out: Path, url: str, world: Path, first: str, last: str) -> dict:
         "synthetic": (
             out / "cube-synthetic.zarr",
             CubeConfig(
-                aoi=_inset_wkt(meta["bounds"], meta["epsg"]),
+                aoi=inset_lonlat_wkt(meta["bounds"], meta["epsg"]),
                 start=first,
                 end=last,
                 stac_url=url,
@@ -109,11 +108,6 @@ def _cubes(out: Path, url: str, world: Path, first: str, last: str) -> dict:
 REAL_CUT = "2018-05-31"
 
 
-def _held_out(meta: dict) -> str:
-    minx, miny, maxx, maxy = meta["bbox_lonlat"]
-    return f"{(minx + maxx) / 2},{miny},{maxx},{maxy}"
-
-
 def _train(out: Path, meta: dict | None) -> dict:
     """MTCNN (preset cpu-tiny: residual with blend, no normalisation, batch 4, lr 1e-3,
     100 epochs) with the reference rule `both` (the last clear day before AND the first
@@ -127,7 +121,7 @@ def _train(out: Path, meta: dict | None) -> dict:
         name, cube = "synthetic", out / "cube-synthetic.zarr"
         data = DataConfig(
             cubes=(str(cube),),
-            test_region=_held_out(meta),
+            test_region=east_half(meta["bbox_lonlat"]),
             min_target_clear=0.3,
             reference=rule,
         )
@@ -223,18 +217,6 @@ def _evaluate(out: Path, name: str, run_dir: str, region: str | None) -> dict:
     return report.to_json()
 
 
-def _inset_wkt(bounds: list[float], epsg: int, inset: float = 5.0) -> str:
-    """Lon/lat WKT of a UTM box inset by `inset` m (its cube grid snaps back to the box)."""
-    import shapely
-    from pyproj import Transformer
-    from shapely.geometry import box
-
-    minx, miny, maxx, maxy = bounds
-    square = box(minx + inset, miny + inset, maxx - inset, maxy - inset).segmentize(50)
-    to_lonlat = Transformer.from_crs(epsg, 4326, always_xy=True)
-    return shapely.transform(square, to_lonlat.transform, interleaved=False).wkt
-
-
 def run_demo(out: str | Path, *, size: int = 256, real: str | Path | None = None) -> dict:
     """Run the demo into `out`; returns (and writes) a summary."""
     from gapfill.grid import parse_aoi, parse_date_range
@@ -277,7 +259,7 @@ def run_demo(out: str | Path, *, size: int = 256, real: str | Path | None = None
     summary["training"] = _train(out, meta)
     summary["training_real"] = _train(out, None)
     summary["evaluate"] = _evaluate(
-        out, "synthetic", summary["training"]["run_dir"], _held_out(meta)
+        out, "synthetic", summary["training"]["run_dir"], east_half(meta["bbox_lonlat"])
     )
     summary["evaluate_real"] = _evaluate(out, "real", summary["training_real"]["run_dir"], None)
     summary["fill"] = _fill(out, "synthetic", summary["training"]["run_dir"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -38,6 +39,8 @@ __all__ = [
     "to_naive_utc",
     "within_days",
     "tile_boxes",
+    "inset_lonlat_wkt",
+    "east_half",
 ]
 
 GRID_CONTRACT_VERSION = "1"
@@ -303,3 +306,21 @@ def tile_boxes(height: int, width: int, size: int) -> list[tuple[int, int, int, 
         for y0 in range(0, height, size)
         for x0 in range(0, width, size)
     ]
+
+
+def inset_lonlat_wkt(bounds: Sequence[float], epsg: int, inset: float = 5.0) -> str:
+    """Lon/lat WKT of a projected box (minx, miny, maxx, maxy in `epsg`) inset by `inset`
+    m: an AOI whose cube grid snaps back to the box (a synthetic world's extent)."""
+    from pyproj import Transformer
+
+    minx, miny, maxx, maxy = bounds
+    square = shapely.geometry.box(minx + inset, miny + inset, maxx - inset, maxy - inset)
+    to_lonlat = Transformer.from_crs(epsg, 4326, always_xy=True)
+    return shapely.transform(square.segmentize(50), to_lonlat.transform, interleaved=False).wkt
+
+
+def east_half(bbox_lonlat: Sequence[float]) -> str:
+    """The east half of a lon/lat bbox as `minx,miny,maxx,maxy` AOI text: the area a
+    synthetic world's models are tested on (trained on the west half)."""
+    minx, miny, maxx, maxy = bbox_lonlat
+    return f"{(minx + maxx) / 2},{miny},{maxx},{maxy}"

@@ -22,6 +22,7 @@ __all__ = [
     "Scores",
     "masked_scores",
     "spread_calibration",
+    "mean_interval",
     "METRICS",
     "HIGHER_IS_BETTER",
     "Z90",
@@ -122,4 +123,17 @@ def spread_calibration(errors: np.ndarray, sigma: np.ndarray) -> dict[str, float
         "scale_for_90": scale if np.isfinite(scale) else None,
         "zero_sigma_share": float((sigma == 0).mean()),
         "values": int(errors.size),
+    }
+
+
+def mean_interval(values: np.ndarray, n: int, seed: int) -> dict[str, float]:
+    """Mean of per-day `values` and its bootstrap 90 % interval (days resampled `n` times
+    with replacement, from `seed`): how much the mean depends on which days were scored."""
+    values = np.asarray(values, np.float64)
+    idx = np.random.default_rng(seed).integers(0, len(values), (n, len(values)))
+    means = values[idx].mean(axis=1)
+    return {
+        "mean": float(values.mean()),
+        "low": float(np.percentile(means, 5)),
+        "high": float(np.percentile(means, 95)),
     }

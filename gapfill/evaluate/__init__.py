@@ -10,6 +10,7 @@ from gapfill.evaluate.hidden import (
     markdown,
     method_choice,
     print_report,
+    simulate_hidden,
 )
 from gapfill.evaluate.truth import score_against_truth
 
@@ -23,5 +24,6 @@ __all__ = [
     "markdown",
     "method_choice",
     "print_report",
+    "simulate_hidden",
     "score_against_truth",
 ]

@@ -8,11 +8,13 @@ import numpy as np
 
 from gapfill.fill.quicklook import true_colour
 
-__all__ = ["target_png"]
+__all__ = ["target_png", "panels_png", "sar_colour"]
 
 _MIN_SIDE = 192
 # Absolute error (mean over bands) shown white at this reflectance.
 _ERROR_WHITE = 0.1
+# Backscatter shown from black to white over these dB (VV, VH).
+_SAR_DB = ((-25.0, 0.0), (-32.0, -5.0))
 
 
 def target_png(
@@ -20,7 +22,6 @@ def target_png(
 ) -> Path:
     """Panels: the observed truth, the hidden pixels (white), each method's fill pasted into
     the truth, and |model - truth| over the hidden pixels."""
-    from PIL import Image, ImageDraw
 
     def pasted(pred: np.ndarray) -> np.ndarray:
         return true_colour(np.where(mask[None], pred, truth))
@@ -34,8 +35,16 @@ def target_png(
     panels.append(
         (f"|{first} - truth|", (np.repeat(err_img[..., None], 3, 2) * 255).astype(np.uint8))
     )
-    h, w = mask.shape
-    zoom = max(1, _MIN_SIDE // max(h, w))
+    return panels_png(png, panels)
+
+
+def panels_png(png: Path, panels: list[tuple[str, np.ndarray]]) -> Path:
+    """Images (y, x, 3) uint8 of one size side by side, each under its name; small ones
+    enlarged (nearest neighbour) until their short side is at least 192 px."""
+    from PIL import Image, ImageDraw
+
+    h, w = panels[0][1].shape[:2]
+    zoom = max(1, _MIN_SIDE // min(h, w))
     h, w = h * zoom, w * zoom
     gap, head = 4, 14
     canvas = Image.new("RGB", (len(panels) * (w + gap) - gap, h + head), (255, 255, 255))
@@ -46,3 +55,14 @@ def target_png(
         draw.text((i * (w + gap) + 2, 1), name, fill=(0, 0, 0))
     canvas.save(png)
     return png
+
+
+def sar_colour(s1_db: np.ndarray) -> np.ndarray:
+    """(y, x, 3) uint8 of backscatter (VV, VH) in dB: red VV, green VH, blue VV - VH
+    (the usual dual-pol composite); NaN shows black."""
+    vv, vh = (
+        np.clip((np.nan_to_num(s1_db[i], nan=lo) - lo) / (hi - lo), 0, 1)
+        for i, (lo, hi) in enumerate(_SAR_DB)
+    )
+    ratio = np.clip(np.nan_to_num(s1_db[0] - s1_db[1], nan=0.0) / 15.0, 0, 1)
+    return (np.stack([vv, vh, ratio], axis=-1) * 255).astype(np.uint8)

@@ -44,6 +44,7 @@ from gapfill.metrics import (
     Z90,
     Scores,
     masked_scores,
+    mean_interval,
     spread_calibration,
 )
 from gapfill.models.card import ModelCard, load_model, weights_sha256
@@ -61,6 +62,7 @@ __all__ = [
     "MODEL",
     "CALIBRATED",
     "method_choice",
+    "simulate_hidden",
 ]
 
 log = logging.getLogger(__name__)
@@ -333,31 +335,17 @@ def _days_in_range(
     return start, end
 
 
-def _interval(values: np.ndarray, n: int, rng: np.random.Generator) -> dict[str, float]:
-    """Mean over target days and its bootstrap 90 % interval (resampling target days)."""
-    idx = rng.integers(0, len(values), (n, len(values)))
-    means = values[idx].mean(axis=1)
-    return {
-        "mean": float(values.mean()),
-        "low": float(np.percentile(means, 5)),
-        "high": float(np.percentile(means, 95)),
-    }
-
-
 def _summarise(report: EvaluateReport, n_boot: int, seed: int) -> None:
     per = {
         m: {k: np.array([getattr(t.scores[m], k) for t in report.targets]) for k in METRICS}
         for m in report.methods
     }
     for m in report.methods:
-        report.overall[m] = {
-            k: _interval(per[m][k], n_boot, np.random.default_rng(seed)) for k in METRICS
-        }
+        report.overall[m] = {k: mean_interval(per[m][k], n_boot, seed) for k in METRICS}
     for m in report.methods:
         if m != MODEL:
             report.versus[m] = {
-                k: _interval(per[MODEL][k] - per[m][k], n_boot, np.random.default_rng(seed))
-                for k in METRICS
+                k: mean_interval(per[MODEL][k] - per[m][k], n_boot, seed) for k in METRICS
             }
     report.wins = {m: 0 for m in report.methods}
     for i in range(len(report.targets)):
@@ -518,6 +506,59 @@ def evaluate(cfg: EvaluateConfig, out: str | Path | None = None) -> EvaluateRepo
     return report
 
 
+def _hidden_window(
+    t: int,
+    hidden: np.ndarray,
+    times: np.ndarray,
+    s2: np.ndarray,
+    s1: np.ndarray,
+    clear: np.ndarray,
+    orbit: np.ndarray,
+    card: ModelCard,
+) -> tuple[Window, int]:
+    """The days the card's reference rule may read for day `t`, with `hidden` no longer
+    clear on day `t`, and the index of the window's first day."""
+    first = lookback_first(times, t, card.reference)
+    days = slice(first, lookahead_last(times, t, card.reference) + 1)
+    seen = clear[days].copy()
+    seen[t - first] &= ~hidden
+    return Window(times[days], s2[days], s1[days], seen, orbit[days]), first
+
+
+def simulate_hidden(
+    t: int,
+    hidden: np.ndarray,
+    times: np.ndarray,
+    s2: np.ndarray,
+    s1: np.ndarray,
+    clear: np.ndarray,
+    orbit: np.ndarray,
+    model: Any,
+    card: ModelCard,
+    *,
+    tile: int,
+    calibration: Calibration | None = None,
+    uncertainty: int | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The model's reflectance (band, y, x) for day `t` of a crop's series with `hidden`
+    clouded over, as `gapfill fill` computes it (`fill_window`, the card's reference rule);
+    NaN where the model gives nothing; and its Monte-Carlo dropout spread where asked."""
+    win, first = _hidden_window(t, hidden, times, s2, s1, clear, orbit, card)
+    res = fill_window(
+        win,
+        [t - first],
+        [True],
+        model,
+        card,
+        tile=tile,
+        batch=1,
+        calibration=calibration,
+        uncertainty=uncertainty,
+    )
+    sim = np.where((res.status[0] == product.FILLED)[None], res.s2[0], np.nan)
+    return sim, None if res.uncertainty is None else res.uncertainty[0]
+
+
 def _predict(
     t: int,
     hidden: np.ndarray,
@@ -534,25 +575,22 @@ def _predict(
 ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """Each method's reflectance (band, y, x) for day `t` with `hidden` clouded over; NaN
     where a method has no value; and the model's Monte-Carlo dropout spread where asked.
-    The model goes through `fill_window`, as in `fill`; the calibrated baselines fit on
-    the clear pixels left visible, as the model does."""
-    first = lookback_first(times, t, card.reference)
-    days = slice(first, lookahead_last(times, t, card.reference) + 1)
-    seen = clear[days].copy()
-    seen[t - first] &= ~hidden
-    win = Window(times[days], s2[days], s1[days], seen, orbit[days])
-    res = fill_window(
-        win,
-        [t - first],
-        [True],
+    The calibrated baselines fit on the clear pixels left visible, as the model does."""
+    sim, sigma = simulate_hidden(
+        t,
+        hidden,
+        times,
+        s2,
+        s1,
+        clear,
+        orbit,
         model,
         card,
         tile=cfg.tile,
-        batch=1,
         calibration=cfg.calibration,
         uncertainty=cfg.uncertainty,
     )
-    sim = np.where((res.status[0] == product.FILLED)[None], res.s2[0], np.nan)
+    win, first = _hidden_window(t, hidden, times, s2, s1, clear, orbit, card)
     out = {MODEL: sim}
     for name in BASELINES:
         out[name] = baseline_fill(name, times, s2, clear, t, horizon)
@@ -561,7 +599,7 @@ def _predict(
         has_value = np.asarray(np.isfinite(values).all(axis=0))
         fitted = calibrate_day(values, win, t - first, has_value, cfg.calibration)
         out[name + CAL] = np.maximum(fitted, layout.S2_MIN_VALID)
-    return out, None if res.uncertainty is None else res.uncertainty[0]
+    return out, sigma
 
 
 def _is_report(path: Path) -> bool:

@@ -62,6 +62,7 @@ _FILL_KEYS = (
     "chunk",
     "device",
     "quicklooks",
+    "uncertainty",
 )
 
 
@@ -155,6 +156,8 @@ class RegionSpec(BaseModel):
     def _model_given(self) -> RegionSpec:
         if (self.method == "model") != bool(self.model):
             raise ValueError("model: give the run directory for method model, and only for it")
+        if self.fill_options.uncertainty is not None and self.method != "model":  # type: ignore[attr-defined]
+            raise ValueError("fill_options.uncertainty: needs method model (dropout passes)")
         return self
 
     def resolved(self, folder: Path) -> RegionSpec:

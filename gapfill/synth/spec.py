@@ -43,6 +43,17 @@ LOCATIONS: dict[str, Location] = {
         s1_orbits=(72, 174),
         lon=45.0,
     ),
+    # A second flat agricultural site, 200 km north-west of the first (near Xiangyang,
+    # the paper's third region): same landscape kind, another place and tile.
+    "flat-agri-north": Location(
+        epsg=32649,
+        x0=600000.0,
+        y0=3550020.0,
+        mgrs_tile="49SEA",
+        s2_relative_orbit=32,
+        s1_orbits=(84, 186),
+        lon=112.1,
+    ),
 }
 
 
@@ -53,6 +64,9 @@ class WorldSpec(BaseModel):
     dates: int = Field(12, ge=2, le=200, description="number of Sentinel-2 acquisition days")
     seed: int = Field(0, ge=0)
     landscape: Literal["flat-agri", "mountain-arid"] = "flat-agri"
+    site: str | None = Field(
+        None, description="a key of LOCATIONS; default: the landscape's own location"
+    )
     s2_conventions: Literal["planetary-computer", "earth-search"] = "planetary-computer"
     start: date = date(2022, 4, 3)
     revisit_days: int = Field(10, ge=1, le=60)
@@ -66,7 +80,14 @@ class WorldSpec(BaseModel):
             raise ValueError("size must be even (SCL is written at 20 m)")
         return v
 
+    @field_validator("site")
+    @classmethod
+    def _known_site(cls, v: str | None) -> str | None:
+        if v is not None and v not in LOCATIONS:
+            raise ValueError(f"unknown site {v!r}: use one of {', '.join(LOCATIONS)}")
+        return v
+
     @property
     def location(self) -> Location:
-        """The location of this landscape."""
-        return LOCATIONS[self.landscape]
+        """Where this world sits: its site, else its landscape's location."""
+        return LOCATIONS[self.site or self.landscape]

@@ -2,7 +2,7 @@
 
 from gapfill.train.config import TrainConfig, load_train_config
 from gapfill.train.data import DataConfig, build_index
-from gapfill.train.trainer import TrainResult, stored_differences, train
+from gapfill.train.trainer import TrainResult, ray_session, stored_differences, train
 
 __all__ = [
     "DataConfig",
@@ -10,6 +10,7 @@ __all__ = [
     "TrainResult",
     "build_index",
     "load_train_config",
+    "ray_session",
     "stored_differences",
     "train",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -10,6 +11,7 @@ import os
 import platform
 import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ from gapfill.train.config import TrainConfig
 from gapfill.train.data import build_index, open_cube
 from gapfill.train.loop import FAULT_KEY, STATE_FILE, env_fault, train_loop_per_worker
 
-__all__ = ["train", "TrainResult"]
+__all__ = ["train", "TrainResult", "ray_session"]
 
 log = logging.getLogger(__name__)
 
@@ -391,6 +393,20 @@ def _fit(trainer: Any) -> Any:
     finally:
         if on_main:
             signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def ray_session(cfg: TrainConfig) -> Iterator[None]:
+    """Ray connected (or started, as `train` would for `cfg`) for the block: several
+    `train` calls inside share one Ray instead of starting one each."""
+    started = _ray(cfg.ray_address, cfg.workers * cfg.cpus_per_worker)
+    try:
+        yield
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
 
 
 def train(cfg: TrainConfig) -> TrainResult:

@@ -95,6 +95,16 @@ BAD = [
     ("name: test-region", "name: Test Region", "line 1: name: String should match"),
     (None, "- just\n- a list\n", "expected a mapping"),
     ("window:", "window: [", "fix the YAML"),
+    (
+        "schedule:",
+        "fill_options:\n  uncertainty: 8\nschedule:",
+        "fill_options.uncertainty: needs method model",
+    ),
+    (
+        "method: persistence",
+        "method: model\nmodel: run\nfill_options:\n  uncertainty: 1",
+        "fill_options.uncertainty: Input should be greater than or equal to 2",
+    ),
 ]
 
 
