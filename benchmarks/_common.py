@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gapfill import __version__, git_sha
+from gapfill._provenance import git_dirty
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -35,25 +36,9 @@ def measure(fn: Callable[..., Any], *args: Any) -> dict:
     return result
 
 
-def _dirty() -> bool:
-    """Whether the measured tree differs from its commit (tracked or untracked files);
-    stored results are outputs, not part of what is measured."""
-    import subprocess
-
-    out = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=normal"],
-        cwd=Path(__file__).resolve().parent.parent,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    changed = [ln[3:] for ln in out.stdout.splitlines() if ln.strip()]
-    return any(not path.startswith("benchmarks/results/") for path in changed)
-
-
 # The tree measured is the one a benchmark started from: files edited while it runs (it
 # may run for an hour) are not what it measured.
-_TREE = {"git_sha": git_sha(), "dirty": _dirty()}
+_TREE = {"git_sha": git_sha(), "dirty": git_dirty(ignore=("benchmarks/results/",))}
 
 
 def write_result(name: str, payload: dict) -> Path:

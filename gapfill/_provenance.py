@@ -28,3 +28,21 @@ def git_sha() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return out.stdout.strip() or "unknown"
+
+
+def git_dirty(ignore: tuple[str, ...] = ()) -> bool | None:
+    """Whether the checkout differs from its commit (tracked or untracked files, except
+    paths starting with `ignore`); None outside git."""
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=normal"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    changed = [ln[3:] for ln in out.stdout.splitlines() if ln.strip()]
+    return any(not path.startswith(ignore) for path in changed)

@@ -27,3 +27,17 @@ def test_the_readme_uncertainty_table_is_the_one_its_results_print():
     assert shown == uncertainty.table(stored), (
         "run: .venv/bin/python benchmarks/uncertainty.py --table"
     )
+
+
+def test_the_readme_experiment_tables_are_the_ones_their_run_prints():
+    import json
+
+    from benchmarks import experiment_table
+
+    text = (README.parents[1] / "README.md").read_text()
+    start = text.index(experiment_table.BEGIN) + len(experiment_table.BEGIN)
+    shown = text[start : text.index(experiment_table.END)].strip()
+    stored = json.loads(experiment_table.STORED.read_text())
+    assert shown == experiment_table.block(stored), (
+        "run: .venv/bin/python benchmarks/experiment_table.py, paste between the markers"
+    )
