@@ -36,8 +36,10 @@ def block(report: dict) -> str:
         [
             tables(report),
             "",
-            f"From `benchmarks/results/experiment-paper.json` (commit {tree['git_sha'][:10]}"
-            f"{' + uncommitted changes' if tree['dirty'] else ''}): preset `{st['preset']}`, "
+            f"From `benchmarks/results/experiment-paper.json` (scored at commit "
+            f"{tree['git_sha'][:10]}{' + uncommitted changes' if tree['dirty'] else ''}, runs "
+            f"trained at {', '.join(s[:10] for s in report['trained_by'])}): preset "
+            f"`{st['preset']}`, "
             f"{st['epochs'] or 'the preset default'} epochs, {st['size']} px × {st['dates']} "
             f"days per region, {st['workers']} Ray Train worker(s) per run, {st['parallel']} "
             f"runs at once; {len(timings)} runs trained in {sum(timings.values()) / 60:.0f} "

@@ -216,6 +216,11 @@ def _train_all(cfg: ExperimentConfig, out: Path, cubes: dict, worlds: dict) -> d
     return {n: c.out for n, c in configs.items()}
 
 
+def _card_sha(run_dir: str) -> str:
+    """The commit whose code trained a run (from its model card)."""
+    return str(json.loads((Path(run_dir) / "model.json").read_text()).get("git_sha", ""))
+
+
 def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=2))
@@ -409,6 +414,7 @@ def run_paper(cfg: ExperimentConfig) -> dict[str, Any]:
         "tree": tree,
         "seconds_this_invocation": seconds,
         "train_seconds_per_run": timings,
+        "trained_by": sorted({_card_sha(run) for run in runs.values()}),
         "case1": {"runs": names1, **case1.to_json()},
         "case2": {"runs": names2, **case2.to_json()},
         "paper": PAPER,
@@ -447,7 +453,8 @@ def markdown(report: dict[str, Any]) -> str:
             "",
             f"Preset `{st['preset']}`, {epochs} epochs, regions of "
             f"{st['size']} px × {st['dates']} days; gapfill {report['gapfill']} "
-            f"({tree['git_sha'][:12]}{', dirty' if tree['dirty'] else ''}). Training took "
+            f"({tree['git_sha'][:12]}{', dirty' if tree['dirty'] else ''}; runs trained by "
+            f"{', '.join(sha[:12] for sha in report['trained_by'])}). Training took "
             f"{sum(timings.values()) / 60:.1f} min for {len(timings)} runs; this invocation "
             f"{report['seconds_this_invocation']['total'] / 60:.1f} min.",
             "",
