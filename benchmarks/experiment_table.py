@@ -1,7 +1,6 @@
 """The README's tables of `gapfill experiment paper`, from a stored run.
 
-    .venv/bin/gapfill experiment paper --out experiment-paper --preset cpu-tiny --epochs 8 \
-        --workers 1 --parallel 2
+    .venv/bin/gapfill experiment paper      # --out experiment-paper, cpu-tiny, 8 epochs
     .venv/bin/python benchmarks/experiment_table.py --store experiment-paper
     .venv/bin/python benchmarks/experiment_table.py          # the block, from the JSON
 

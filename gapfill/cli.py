@@ -727,13 +727,13 @@ def experiment_paper(
         "experiment-paper"
     ),
     preset: Annotated[
-        str, typer.Option(help="training preset: cpu-small, cpu-tiny (CPU), paper (GPU)")
-    ] = "cpu-small",
-    epochs: Annotated[int | None, typer.Option(help="default: the preset's")] = None,
+        str, typer.Option(help="training preset: cpu-tiny, cpu-small (CPU), paper (GPU)")
+    ] = "cpu-tiny",
+    epochs: Annotated[int, typer.Option(help="per run (the paper: 200)")] = 8,
     size: Annotated[int, typer.Option(help="each region's side in pixels")] = 256,
     dates: Annotated[int, typer.Option(help="Sentinel-2 days per region")] = 12,
-    workers: Annotated[int, typer.Option(help="Ray Train workers per run")] = 2,
-    parallel: Annotated[int, typer.Option(help="runs trained at once (they share the CPUs)")] = 1,
+    workers: Annotated[int, typer.Option(help="Ray Train workers per run")] = 1,
+    parallel: Annotated[int, typer.Option(help="runs trained at once (they share the CPUs)")] = 2,
     log_level: LogLevel = "INFO",
     verbose: Verbose = 0,
 ) -> None:

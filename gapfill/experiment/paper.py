@@ -54,12 +54,14 @@ class ExperimentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     out: str
-    preset: str = Field("cpu-small", description="training preset (gapfill train --preset)")
-    epochs: int | None = Field(None, ge=1, description="default: the preset's")
+    preset: str = Field("cpu-tiny", description="training preset (gapfill train --preset)")
+    epochs: int | None = Field(
+        8, ge=1, description="per run (None: the preset's); the default takes ~30 min on 2 cores"
+    )
     size: int = Field(256, ge=64, le=2048, description="each region's side in 10 m pixels")
     dates: int = Field(12, ge=6, le=60, description="Sentinel-2 days per region")
-    workers: int = Field(2, ge=1, description="Ray Train workers per run")
-    parallel: int = Field(1, ge=1, le=16, description="runs trained at once (Ray shares CPUs)")
+    workers: int = Field(1, ge=1, description="Ray Train workers per run")
+    parallel: int = Field(2, ge=1, le=16, description="runs trained at once (Ray shares CPUs)")
     seed: int = 0
     max_days: int = Field(8, ge=1, description="clear test days scored per case, the last ones")
 
