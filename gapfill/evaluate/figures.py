@@ -44,7 +44,7 @@ def panels_png(png: Path, panels: list[tuple[str, np.ndarray]]) -> Path:
     from PIL import Image, ImageDraw
 
     h, w = panels[0][1].shape[:2]
-    zoom = max(1, _MIN_SIDE // min(h, w))
+    zoom = max(1, -(-_MIN_SIDE // min(h, w)))  # ceil
     h, w = h * zoom, w * zoom
     gap, head = 4, 14
     canvas = Image.new("RGB", (len(panels) * (w + gap) - gap, h + head), (255, 255, 255))

@@ -72,7 +72,7 @@ def test_a_rerun_trains_nothing_and_scores_the_same(experiment):
     timings = (out / "timings.json").read_text()
     proc = run("experiment", "paper", "--out", str(out), *TINY)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "trained " not in proc.stdout
+    assert "] trained " not in proc.stdout  # the progress line of each run trained
     assert (out / "timings.json").read_text() == timings
     after = json.loads((out / "report.json").read_text())
     for case in ("case1", "case2"):
