@@ -139,9 +139,11 @@ def _check_out(cfg: ExperimentConfig) -> Path:
             stored = json.loads(marker.read_text())
         except (ValueError, OSError):
             stored = {}
-        old = stored.get("settings") if isinstance(stored, dict) else None
+        stored = stored if isinstance(stored, dict) else {}
+        old = stored.get("settings")
+        old = old if isinstance(old, dict) else {}
         if stored.get("experiment") != "paper" or old != cfg.settings():
-            diff = sorted(k for k in cfg.settings() if not old or old.get(k) != cfg.settings()[k])
+            diff = sorted(k for k in cfg.settings() if old.get(k) != cfg.settings()[k])
             raise InputError(
                 f"{out} holds another experiment's runs (other {', '.join(diff) or 'kind'}): "
                 "choose another --out, or the same settings to resume it"

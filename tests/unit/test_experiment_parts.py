@@ -81,3 +81,15 @@ def test_the_sar_composite_is_bright_where_backscatter_is_strong():
     assert img.shape == (1, 2, 3) and img.dtype == np.uint8
     assert img[0, 0, 0] == 0 and img[0, 1, 0] == 255
     assert sar_colour(np.full((2, 1, 1), np.nan, np.float32)).max() == 0
+
+
+@pytest.mark.parametrize("marker", ["[1, 2]", "{not json", '{"experiment": "paper"}'])
+def test_a_garbled_marker_is_refused_and_kept(tmp_path, marker):
+    from gapfill.errors import InputError
+    from gapfill.experiment import run_paper
+
+    (tmp_path / "experiment.json").write_text(marker)
+    with pytest.raises(InputError, match="holds another experiment"):
+        run_paper(ExperimentConfig(out=str(tmp_path)))
+    assert (tmp_path / "experiment.json").read_text() == marker
+    assert [p.name for p in tmp_path.iterdir()] == ["experiment.json"]
