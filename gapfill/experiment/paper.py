@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from gapfill._provenance import __version__, git_dirty, git_sha
 from gapfill.errors import InputError
 from gapfill.evaluate.compare import O1, Comparison, compare_models
-from gapfill.experiment.regions import REGIONS, build_cubes, make_worlds, test_area
+from gapfill.experiment.regions import REGIONS, build_cubes, held_out_area, make_worlds
 from gapfill.storage import require_writable
 
 __all__ = [
@@ -163,7 +163,7 @@ def _train_config(cfg: ExperimentConfig, spec: RunSpec, out: Path, cubes: dict, 
 
     data = DataConfig(
         cubes=tuple(str(cubes[k]) for k in spec.train),
-        test_region=test_area(worlds, spec.train),
+        test_region=held_out_area(worlds, spec.train),
         min_target_clear=0.3,
         reference=ReferenceRule(rule=spec.rule, same_orbit=False),
     )
@@ -388,7 +388,7 @@ def run_paper(cfg: ExperimentConfig) -> dict[str, Any]:
     case1 = compare_models(
         cubes["r1"],
         {n: runs[n] for n in names1.values()},
-        test_area(worlds, ("r1",)),
+        held_out_area(worlds, ("r1",)),
         max_days=cfg.max_days,
     )
     names2 = {
@@ -397,7 +397,7 @@ def run_paper(cfg: ExperimentConfig) -> dict[str, Any]:
     case2 = compare_models(
         cubes["r2"],
         {n: runs[n] for n in names2.values()},
-        test_area(worlds, ("r2",)),
+        held_out_area(worlds, ("r2",)),
         max_days=cfg.max_days,
     )
     seconds["scoring"] = round(time.perf_counter() - t0, 1)

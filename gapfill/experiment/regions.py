@@ -19,9 +19,9 @@ from pathlib import Path
 
 import typer
 
-from gapfill.grid import east_half, inset_lonlat_wkt
+from gapfill.grid import east_half, inset_lonlat_wkt, parse_aoi
 
-__all__ = ["Region", "REGIONS", "make_worlds", "build_cubes", "test_area"]
+__all__ = ["Region", "REGIONS", "make_worlds", "build_cubes", "held_out_area", "world_meta"]
 
 log = logging.getLogger(__name__)
 
@@ -80,17 +80,11 @@ def world_meta(world: Path) -> dict:
     return json.loads((world / "world.json").read_text())
 
 
-def test_area(worlds: dict[str, Path], keys: tuple[str, ...]) -> str:
+def held_out_area(worlds: dict[str, Path], keys: tuple[str, ...]) -> str:
     """WKT of the east halves of the regions `keys`: held out of training, scored."""
     import shapely
-    from shapely.geometry import box
 
-    halves = []
-    for k in keys:
-        minx, miny, maxx, maxy = (
-            float(v) for v in east_half(world_meta(worlds[k])["bbox_lonlat"]).split(",")
-        )
-        halves.append(box(minx, miny, maxx, maxy))
+    halves = [parse_aoi(east_half(world_meta(worlds[k])["bbox_lonlat"])).geometry for k in keys]
     return shapely.union_all(halves).wkt
 
 
