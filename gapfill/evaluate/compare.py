@@ -126,6 +126,9 @@ def compare_models(
     methods = [*models, *_BASELINES]
     result = Comparison([], methods, [], {m: [] for m in methods})
     best = -1
+    rng = max(card.normalisation.reflectance_max for _, card in loaded.values())
+    ri, ci = np.nonzero(inside.any(axis=1))[0], np.nonzero(inside.any(axis=0))[0]
+    box = (slice(ri[0], ri[-1] + 1), slice(ci[0], ci[-1] + 1))
     candidates = [t for t in range(1, len(times)) if share[t] >= min_clear]
     for t in candidates[-max_days:]:
         hidden = clear[t] & inside
@@ -143,13 +146,10 @@ def compare_models(
             continue
         result.days.append(names[t])
         result.pixels.append(int(common.sum()))
-        rng = max(card.normalisation.reflectance_max for _, card in loaded.values())
         for m in methods:
             result.per_day[m].append(masked_scores(preds[m], s2[t], common, rng))
         if common.sum() > best:
             best = int(common.sum())
-            ri, ci = np.nonzero(inside.any(axis=1))[0], np.nonzero(inside.any(axis=0))[0]
-            box = (slice(ri[0], ri[-1] + 1), slice(ci[0], ci[-1] + 1))
             result.figure = {
                 "day": np.array(names[t]),
                 "S1_t2": s1[t][(slice(None), *box)],
