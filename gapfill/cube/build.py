@@ -11,8 +11,11 @@ import json
 import logging
 import os
 import signal
+import time
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -59,6 +62,9 @@ class BuildReport:
     days_s1_rematched: list[str] = field(default_factory=list)
     days_dropped: dict[str, str] = field(default_factory=dict)
     skipped_items: dict[str, str] = field(default_factory=dict)
+    # Wall seconds per phase (search, probe, valid_fraction, write, metadata): where a
+    # build's time went, for users sizing a region and for the cube benchmark.
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def cube_grid(
@@ -170,6 +176,19 @@ def _probe(item: pystac.Item, keys: Sequence[str], names: Sequence[str]) -> str 
     return None
 
 
+# Items probed at once: opening a COG is mostly waiting (HTTP round trips for remote
+# assets), so a few threads overlap it.
+_PROBE_THREADS = 8
+
+
+def _why_unreadable(it: pystac.Item, profile: SensorProfile, names: Sequence[str]) -> str:
+    try:
+        keys = [asset_key(it, n, profile) for n in names]
+    except InputError as exc:
+        return str(exc)
+    return _probe(it, keys, names) or ""
+
+
 def _check_items(
     items: list[pystac.Item],
     profile: SensorProfile,
@@ -177,14 +196,12 @@ def _check_items(
     strict: bool,
     skipped: dict[str, str],
 ) -> list[pystac.Item]:
+    """The readable `items`, in order; the others are skipped with a reason (refused in one
+    line under `strict`). Items are probed on a few threads at once."""
+    with ThreadPoolExecutor(_PROBE_THREADS) as pool:
+        reasons = list(pool.map(lambda it: _why_unreadable(it, profile, names), items))
     kept = []
-    for it in items:
-        try:
-            keys = [asset_key(it, n, profile) for n in names]
-        except InputError as exc:
-            reason = str(exc)
-        else:
-            reason = _probe(it, keys, names) or ""
+    for it, reason in zip(items, reasons, strict=True):
         if reason:
             if strict:
                 raise InputError(f"item {it.id}: {reason} (drop --strict to skip such items)")
@@ -195,11 +212,15 @@ def _check_items(
     return kept
 
 
+def _day_of(item: pystac.Item) -> datetime:
+    t = item_datetime(item)
+    return datetime(t.year, t.month, t.day)
+
+
 def _group_days(items: Sequence[pystac.Item]) -> list[S2Day]:
     by_day: dict[datetime, list[pystac.Item]] = {}
     for it in items:
-        t = item_datetime(it)
-        by_day.setdefault(datetime(t.year, t.month, t.day), []).append(it)
+        by_day.setdefault(_day_of(it), []).append(it)
     days = []
     for day, its in sorted(by_day.items()):
         its.sort(key=lambda i: (float(i.properties.get("eo:cloud_cover", 0) or 0), i.id))
@@ -221,6 +242,21 @@ S1_MATCHED_ATTR = "s1_items_per_day"
 
 def _scene_ids(day: S2Day, scenes: Sequence[S1Scene], cfg: CubeConfig) -> list[str]:
     return [s.item["id"] for s in _scenes_for(day, scenes, cfg.max_gap_days)]
+
+
+class _Clock:
+    """Adds wall seconds to `BuildReport.seconds` under a phase name."""
+
+    def __init__(self, seconds: dict[str, float]) -> None:
+        self.seconds = seconds
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
 
 
 class _Fault:
@@ -427,14 +463,17 @@ def _build_cube(
 
     dates = DateRange(cfg.start, cfg.end)
     pad = timedelta(days=int(np.ceil(cfg.max_gap_days)))
-    found = search(
-        aoi,
-        dates,
-        s2p,
-        s1p,
-        max_cloud=cfg.max_cloud,
-        s1_dates=DateRange(cfg.start - pad, cfg.end + pad),
-    )
+    report = BuildReport(out, 0)
+    clock = _Clock(report.seconds)
+    with clock.phase("search"):
+        found = search(
+            aoi,
+            dates,
+            s2p,
+            s1p,
+            max_cloud=cfg.max_cloud,
+            s1_dates=DateRange(cfg.start - pad, cfg.end + pad),
+        )
     s1_found = found.s1
     what = f"over AOI {aoi.bbox} from {cfg.start} to {cfg.end}"
     if not found.s2:
@@ -448,9 +487,51 @@ def _build_cube(
             f"{s1p.provider}/{s1p.collection} ({s1p.url}); "
             f"found {len(found.s2)} Sentinel-2 items"
         )
-    report = BuildReport(out, 0)
-    s2_items = _check_items(found.s2, s2p, (*S2_BANDS, S2_SCL), cfg.strict, report.skipped_items)
-    s1_items = _check_items(s1_found, s1p, S1_POLS, cfg.strict, report.skipped_items)
+
+    existing_times = (
+        [] if existing is None else list(existing["time"].values.astype("datetime64[ns]"))
+    )
+    complete = [] if existing is None else list(existing[layout.COMPLETE].values)
+    last = max(existing_times) if existing_times else None
+    found_days = _group_days(found.s2)
+    if existing is not None and np.datetime64(found_days[0].day, "ns") < min(existing_times):
+        raise InputError(
+            f"{where} starts on {str(min(existing_times))[:10]}: a cube only grows "
+            "forward in time; build a new cube for earlier days"
+        )
+    recent = (
+        (last - np.timedelta64(int(np.ceil(cfg.max_gap_days)), "D")) if last is not None else None
+    )
+    unfinished = {t for t, c in zip(existing_times, complete, strict=True) if not c}
+
+    def _t(d: S2Day) -> np.datetime64:
+        return np.datetime64(d.day, "ns")
+
+    def _recent(t: np.datetime64) -> bool:
+        return recent is not None and last is not None and bool(recent <= t <= last)
+
+    # Only the days this run may write are probed: new days and unfinished ones (all
+    # variables), recent finished days (their S1 may be re-matched), and the S1 scenes
+    # near them. A re-run with nothing new opens no COG.
+    rewrite = {d.day for d in found_days if last is None or _t(d) > last or _t(d) in unfinished}
+    rematch = [d for d in found_days if d.day not in rewrite and _recent(_t(d))]
+    near = timedelta(days=cfg.max_gap_days + 1)
+    around = [d.time for d in found_days if d.day in rewrite] + [d.time for d in rematch]
+    with clock.phase("probe"):
+        s2_items = _check_items(
+            [it for it in found.s2 if _day_of(it) in rewrite],
+            s2p,
+            (*S2_BANDS, S2_SCL),
+            cfg.strict,
+            report.skipped_items,
+        )
+        s1_items = _check_items(
+            [it for it in s1_found if any(abs(item_datetime(it) - t) <= near for t in around)],
+            s1p,
+            S1_POLS,
+            cfg.strict,
+            report.skipped_items,
+        )
     days = _group_days(s2_items)
     scenes = sorted(
         (
@@ -463,22 +544,12 @@ def _build_cube(
         ),
         key=lambda s: s.time,
     )
-
-    existing_times = (
-        [] if existing is None else list(existing["time"].values.astype("datetime64[ns]"))
-    )
-    complete = [] if existing is None else list(existing[layout.COMPLETE].values)
-    last = max(existing_times) if existing_times else None
-    if existing is not None and days and np.datetime64(days[0].day, "ns") < min(existing_times):
-        raise InputError(
-            f"{where} starts on {str(min(existing_times))[:10]}: a cube only grows "
-            "forward in time; build a new cube for earlier days"
-        )
-    new_days = [d for d in days if last is None or np.datetime64(d.day, "ns") > last]
+    new_days = [d for d in days if last is None or _t(d) > last]
     with dask_client(dask_scheduler, writes={"cube": out}) as client:
         log.info("dask: scheduler %s", client.scheduler.address)
         kept: list[S2Day] = []
-        fractions = dask.compute(*[valid_fraction(d, grid, cfg.chunk, s2p) for d in new_days])
+        with clock.phase("valid_fraction"):
+            fractions = dask.compute(*[valid_fraction(d, grid, cfg.chunk, s2p) for d in new_days])
         for d, frac in zip(new_days, fractions, strict=True):
             if float(frac) == 0.0:
                 report.days_dropped[d.day.date().isoformat()] = "no valid pixel in the AOI"
@@ -502,32 +573,24 @@ def _build_cube(
         group = days_store.group()
         all_times = list(existing_times) + list(times)
         complete += [False] * len(times)
-        by_time = {np.datetime64(d.day, "ns"): d for d in days}
+        by_time = {_t(d): d for d in [*days, *rematch]}
         fault = _Fault()
         todo: list[tuple[int, S2Day, tuple[str, ...]]] = []
-        recent = (
-            (last - np.timedelta64(int(np.ceil(cfg.max_gap_days)), "D"))
-            if last is not None
-            else None
-        )
         matched = (
             json.loads(str(existing.attrs.get(S1_MATCHED_ATTR, "{}")))
             if existing is not None
             else {}
         )
         for i, t in enumerate(all_times):
-            found_day = by_time.get(t)
-            if found_day is None:
+            day = by_time.get(t)
+            if day is None:
                 continue
-            d = found_day
             if not complete[i]:
-                todo.append((i, d, layout.DAY_VARS))
-            elif (
-                recent is not None
-                and recent <= t <= last
-                and matched.get(d.day.date().isoformat()) != _scene_ids(d, scenes, cfg)
+                todo.append((i, day, layout.DAY_VARS))
+            elif _recent(t) and matched.get(day.day.date().isoformat()) != _scene_ids(
+                day, scenes, cfg
             ):
-                todo.append((i, d, layout.S1_VARS))
+                todo.append((i, day, layout.S1_VARS))
         report.days_total = len(all_times)
         for batch in _batches(todo, cfg.batch_days):
             first, names = batch[0][0], batch[0][2]
@@ -540,31 +603,42 @@ def _build_cube(
             )
             for i, _, _ in batch:
                 _set_complete(group, i, False)
-            _write_days(days_store, ds, first, names, cfg.chunk, fault)
-            days_store.update_json_attr(
-                group,
-                "items_per_day",
-                {d.day.date().isoformat(): [it["id"] for it in d.items] for _, d, _ in batch},
-            )
-            days_store.update_json_attr(
-                group,
-                S1_MATCHED_ATTR,
-                {d.day.date().isoformat(): _scene_ids(d, scenes, cfg) for _, d, _ in batch},
-            )
-            for i, d, _ in batch:
-                _set_complete(group, i, True)
-                done = report.days_written if names == layout.DAY_VARS else report.days_s1_rematched
-                done.append(d.day.date().isoformat())
-            days_store.consolidate()
+            with clock.phase("write"):
+                _write_days(days_store, ds, first, names, cfg.chunk, fault)
+            with clock.phase("metadata"):
+                if names == layout.DAY_VARS:  # an S1 re-match leaves the S2 items as they were
+                    days_store.update_json_attr(
+                        group,
+                        "items_per_day",
+                        {
+                            d.day.date().isoformat(): [it["id"] for it in d.items]
+                            for _, d, _ in batch
+                        },
+                    )
+                days_store.update_json_attr(
+                    group,
+                    S1_MATCHED_ATTR,
+                    {d.day.date().isoformat(): _scene_ids(d, scenes, cfg) for _, d, _ in batch},
+                )
+                for i, d, _ in batch:
+                    _set_complete(group, i, True)
+                    done = (
+                        report.days_written
+                        if names == layout.DAY_VARS
+                        else report.days_s1_rematched
+                    )
+                    done.append(d.day.date().isoformat())
+                days_store.consolidate()
             log.info(
                 "days %s..%s: %s written",
                 batch[0][1].day.date(),
                 batch[-1][1].day.date(),
                 "all variables" if names == layout.DAY_VARS else "S1 re-matched",
             )
-        days_store.update_json_attr(group, "skipped_items", report.skipped_items)
-        days_store.update_json_attr(group, "dropped_days", report.days_dropped)
-        group.attrs["software_version"] = __version__
-        group.attrs["git_sha"] = git_sha()
-        days_store.consolidate()
+        with clock.phase("metadata"):
+            days_store.update_json_attr(group, "skipped_items", report.skipped_items)
+            days_store.update_json_attr(group, "dropped_days", report.days_dropped)
+            group.attrs["software_version"] = __version__
+            group.attrs["git_sha"] = git_sha()
+            days_store.consolidate()
     return report

@@ -283,6 +283,14 @@ def test_an_unreadable_cog_is_skipped_and_recorded_or_fails_with_strict(
     ds = xr.open_zarr(tmp_path / "b.zarr")
     assert ds.sizes["time"] == 2
     assert bad in json.loads(ds.attrs["skipped_items"])
+    assert {"search", "probe", "valid_fraction", "write", "metadata"} <= set(report.seconds)
+    # A re-run with nothing new probes no item (the broken one is not met again) and
+    # keeps the record of the earlier skip.
+    again = build_cube(
+        tmp_path / "b.zarr", cube_config(world_broken, stac_api.url), dask_scheduler=dask_address
+    )
+    assert again.days_written == [] and again.skipped_items == {}
+    assert bad in json.loads(xr.open_zarr(tmp_path / "b.zarr").attrs["skipped_items"])
     proc = _run_cli(
         "build-cube",
         "--aoi",
