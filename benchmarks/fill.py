@@ -71,7 +71,7 @@ def _fill_runs(
     from gapfill.fill.calibrate import Calibration
 
     runs = {}
-    with local_cluster(workers, torch_workers=True) as cluster, Client(cluster) as client:
+    with local_cluster(workers) as cluster, Client(cluster) as client:
         pids = _worker_pids(cluster.scheduler_address)
         for name in ("cold", "warm"):
             with _PeakRSS(pids) as rss:

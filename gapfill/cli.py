@@ -219,7 +219,10 @@ def build_cube_cmd(
     ] = None,
     despeckle: Annotated[str | None, typer.Option(help="none (default) or lee")] = None,
     max_cloud: Annotated[float | None, typer.Option(help="skip S2 items above PCT")] = None,
-    batch_days: Annotated[int, typer.Option(help="days per region write")] = 8,
+    batch_days: Annotated[int, typer.Option(help="days written between flag updates")] = 8,
+    loader: Annotated[
+        str, typer.Option(help="direct (default) or stackstac: how COGs are read; same values")
+    ] = "direct",
     strict: Annotated[bool, typer.Option(help="fail on an unreadable item")] = False,
     max_pixels: Annotated[
         int, typer.Option(help="refuse a grid above this many pixels")
@@ -251,6 +254,7 @@ def build_cube_cmd(
         profile=str(profile) if profile else None,
         max_cloud=max_cloud,
         batch_days=batch_days,
+        loader=loader,
         strict=strict,
         max_pixels=max_pixels,
         **{k: v for k, v in given.items() if v is not None},

@@ -185,6 +185,17 @@ class DayStore:
             write_empty_chunks=WRITE_EMPTY_CHUNKS,
         )
 
+    def write_block(self, name: str, index: int, y0: int, x0: int, values: Any) -> None:
+        """Write stored (packed) `values` (..., y, x) of variable `name` at time `index`,
+        rows and columns from (y0, x0): whole chunks, from any process (a Dask task);
+        every chunk stored (`WRITE_EMPTY_CHUNKS`)."""
+        import zarr
+
+        array = zarr.open_array(self.zs, path=name, mode="r+", zarr_format=3)
+        array = array.with_config({"write_empty_chunks": WRITE_EMPTY_CHUNKS})
+        h, w = values.shape[-2:]
+        array[(index, ..., slice(y0, y0 + h), slice(x0, x0 + w))] = values
+
     def update_json_attr(self, group: Any, name: str, update: dict[str, Any]) -> None:
         """Merge `update` into the JSON mapping held in attr `name`."""
         import json

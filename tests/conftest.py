@@ -127,7 +127,7 @@ def dask_address():
     """One real Dask LocalCluster (2 worker processes) for the session."""
     from gapfill.cluster import local_cluster
 
-    with local_cluster(2, torch_workers=True) as cluster:
+    with local_cluster(2) as cluster:
         yield cluster.scheduler_address
 
 

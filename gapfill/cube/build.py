@@ -21,13 +21,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import dask
 import numpy as np
 import pystac
 import rasterio
 import shapely
 import xarray as xr
 import zarr
+from distributed import as_completed
 from pyproj import Transformer
 
 from gapfill import store
@@ -35,7 +35,7 @@ from gapfill._provenance import __version__, git_sha
 from gapfill.bands import ASSET_DTYPES, S1_POLS, S2_BANDS, S2_SCL
 from gapfill.cluster import dask_client
 from gapfill.cube import layout
-from gapfill.cube.compute import S1Scene, S2Day, day_dataset, valid_fraction
+from gapfill.cube.compute import DayTile, S1Scene, S2Day, tile_has_data, tile_values
 from gapfill.cube.config import CubeConfig
 from gapfill.cube.loader import HTTP_RETRY
 from gapfill.errors import InputError
@@ -62,7 +62,7 @@ class BuildReport:
     days_s1_rematched: list[str] = field(default_factory=list)
     days_dropped: dict[str, str] = field(default_factory=dict)
     skipped_items: dict[str, str] = field(default_factory=dict)
-    # Wall seconds per phase (search, probe, valid_fraction, write, metadata): where a
+    # Wall seconds per phase (search, probe, has_data, write, metadata): where a
     # build's time went, for users sizing a region and for the cube benchmark.
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -366,41 +366,82 @@ def _same_grid(existing: xr.Dataset, grid: Grid, aoi: AOI, path: str) -> None:
         raise InputError(f"{path} is a cube of another AOI: choose another --out")
 
 
-# Spatial chunks per region write: bounds the working set of one compute, so that peak
-# memory does not grow with the AOI (more writes instead of bigger ones).
-_TILES_PER_WRITE = 4
+def _tiles(
+    index: int,
+    day: S2Day,
+    scenes: tuple[S1Scene, ...],
+    names: tuple[str, ...],
+    grid: Grid,
+    cfg: CubeConfig,
+) -> list[DayTile]:
+    """The day's tiles: the grid's chunks, row by row."""
+    h, w = grid.shape
+    c = cfg.chunk
+    return [
+        DayTile(index, day, scenes, y0, x0, min(c, h - y0), min(c, w - x0), names)
+        for y0 in range(0, h, c)
+        for x0 in range(0, w, c)
+    ]
+
+
+def _days_with_data(
+    client: Any, days: list[S2Day], grid: Grid, cfg: CubeConfig, s2p: SensorProfile
+) -> list[bool]:
+    """Per day, whether any tile has data (one Dask task per tile and day)."""
+    tiles = [t for i, d in enumerate(days) for t in _tiles(i, d, (), (), grid, cfg)]
+    found = client.gather(
+        client.map(tile_has_data, tiles, grid=grid, cfg=cfg, profile=s2p, pure=False)
+    )
+    has = [False] * len(days)
+    for tile, any_data in zip(tiles, found, strict=True):
+        has[tile.index] |= any_data
+    return has
+
+
+def _write_tile(
+    tile: DayTile,
+    days_store: store.DayStore,
+    grid: Grid,
+    cfg: CubeConfig,
+    s2p: SensorProfile,
+    s1p: SensorProfile,
+) -> None:
+    """Compute one tile of one day and write its chunks (a Dask task)."""
+    for name, values in tile_values(tile, grid, cfg, s2p, s1p).items():
+        days_store.write_block(name, tile.index, tile.y0, tile.x0, layout.pack(name, values))
 
 
 def _write_days(
+    client: Any,
     days_store: store.DayStore,
-    ds: xr.Dataset,
-    index: int,
-    names: Sequence[str],
-    chunk: int,
+    batch: list[tuple[int, S2Day, tuple[str, ...]]],
+    scenes: Sequence[S1Scene],
+    grid: Grid,
+    cfg: CubeConfig,
+    profiles: tuple[SensorProfile, SensorProfile],
     fault: _Fault,
 ) -> None:
-    """Write consecutive days (from time `index`) as region writes of whole chunks, at
-    most `_TILES_PER_WRITE` spatial chunks (all of the days) at a time."""
-    nt, h, w = ds.sizes["time"], ds.sizes["y"], ds.sizes["x"]
-    sub = ds[list(names)]
-    tiles = [(y0, x0) for y0 in range(0, h, chunk) for x0 in range(0, w, chunk)]
-    for first in range(0, len(tiles), _TILES_PER_WRITE):
-        group = tiles[first : first + _TILES_PER_WRITE]
-        y0, y1 = group[0][0], min(group[-1][0] + chunk, h)
-        if y1 - y0 > chunk:  # spans rows: write each row's part on its own
-            rows = sorted({ty for ty, _ in group})
-            parts = [[t for t in group if t[0] == r] for r in rows]
-        else:
-            parts = [group]
-        for part in parts:
-            ya, xa = part[0]
-            yb, xb = min(ya + chunk, h), min(part[-1][1] + chunk, w)
-            region = {"time": slice(index, index + nt), "y": slice(ya, yb), "x": slice(xa, xb)}
-            layout.check_region_aligned(
-                region, {"time": 1, "y": chunk, "x": chunk}, {"y": h, "x": w, "time": index + nt}
-            )
-            days_store.write_region(sub.isel(y=slice(ya, yb), x=slice(xa, xb)), region)
-            fault.wrote(nt * len(part))
+    """Write the days of `batch` as one Dask task per tile and day: each reads its COG
+    windows, computes every variable and writes whole chunks, so a worker holds one tile
+    at a time whatever the region's size."""
+    tiles = [
+        tile
+        for i, d, names in batch
+        for tile in _tiles(i, d, tuple(_scenes_for(d, scenes, cfg.max_gap_days)), names, grid, cfg)
+    ]
+    futures = client.map(
+        _write_tile,
+        tiles,
+        days_store=days_store,
+        grid=grid,
+        cfg=cfg,
+        s2p=profiles[0],
+        s1p=profiles[1],
+        pure=False,
+    )
+    for future in as_completed(futures):
+        future.result()
+        fault.wrote(1)
 
 
 def _batches(
@@ -548,10 +589,10 @@ def _build_cube(
     with dask_client(dask_scheduler, writes={"cube": out}) as client:
         log.info("dask: scheduler %s", client.scheduler.address)
         kept: list[S2Day] = []
-        with clock.phase("valid_fraction"):
-            fractions = dask.compute(*[valid_fraction(d, grid, cfg.chunk, s2p) for d in new_days])
-        for d, frac in zip(new_days, fractions, strict=True):
-            if float(frac) == 0.0:
+        with clock.phase("has_data"):
+            with_data = _days_with_data(client, new_days, grid, cfg, s2p)
+        for d, has_data in zip(new_days, with_data, strict=True):
+            if not has_data:
                 report.days_dropped[d.day.date().isoformat()] = "no valid pixel in the AOI"
                 log.warning("dropping %s: no valid pixel in the AOI", d.day.date())
             else:
@@ -593,18 +634,11 @@ def _build_cube(
                 todo.append((i, day, layout.S1_VARS))
         report.days_total = len(all_times)
         for batch in _batches(todo, cfg.batch_days):
-            first, names = batch[0][0], batch[0][2]
-            ds = xr.concat(
-                [
-                    day_dataset(d, _scenes_for(d, scenes, cfg.max_gap_days), grid, cfg, s2p, s1p)
-                    for _, d, _ in batch
-                ],
-                dim="time",
-            )
+            names = batch[0][2]
             for i, _, _ in batch:
                 _set_complete(group, i, False)
             with clock.phase("write"):
-                _write_days(days_store, ds, first, names, cfg.chunk, fault)
+                _write_days(client, days_store, batch, scenes, grid, cfg, (s2p, s1p), fault)
             with clock.phase("metadata"):
                 if names == layout.DAY_VARS:  # an S1 re-match leaves the S2 items as they were
                     days_store.update_json_attr(

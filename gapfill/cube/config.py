@@ -41,7 +41,14 @@ class CubeConfig(BaseModel):
     max_pixels: int = Field(
         1_000_000_000, ge=1, description="refuse a grid larger than this (height x width)"
     )
-    batch_days: int = Field(8, ge=1, le=64, description="days written per region write")
+    loader: Literal["direct", "stackstac"] = Field(
+        "direct",
+        description="how COGs are read onto the grid: direct (windowed reads where an asset "
+        "is on the grid, GDAL warps elsewhere) or stackstac; the values are the same",
+    )
+    batch_days: int = Field(
+        8, ge=1, le=64, description="days written between updates of their complete flags"
+    )
 
     @field_validator("epsg")
     @classmethod

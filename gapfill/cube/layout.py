@@ -27,6 +27,7 @@ from gapfill.bands import S1_POLS, S2_BANDS
 from gapfill.grid import Grid
 
 __all__ = [
+    "pack",
     "CUBE_CONTRACT_VERSION",
     "S2",
     "CLEAR",
@@ -101,6 +102,17 @@ _ATTRS: dict[str, dict[str, Any]] = {
         "flag_meanings": "incomplete complete",
     },
 }
+
+
+def pack(name: str, values: np.ndarray) -> np.ndarray:
+    """`values` of day variable `name` as the store holds them (CF packing of `ENCODINGS`:
+    scaled, rounded, NaN as _FillValue), by xarray's own Zarr encoder, so a block written
+    directly equals one written through `to_zarr`."""
+    from xarray.backends.zarr import encode_zarr_variable
+
+    dims = tuple(f"d{i}" for i in range(values.ndim))
+    var = xr.Variable(dims, values, encoding=dict(ENCODINGS[name]))
+    return np.asarray(encode_zarr_variable(var, zarr_format=3).values)
 
 
 def has_s1(orbit: Any) -> Any:

@@ -1,34 +1,56 @@
-"""The one place that calls stackstac, with its pitfalls handled (see STACK-NOTES.md).
+"""The one place that reads COGs onto the cube grid: `load`, with two engines.
 
+`direct` (the default) reads each spatial chunk of every item and asset in one task.
+An asset on the cube's pixel grid (same CRS, a pixel an integer multiple of the cube's,
+edges on cube pixel edges: Sentinel-2 at 10/20 m, RTC Sentinel-1 on the tile grid) is
+read with a plain windowed read and repeated to the cube's resolution, exactly what a
+nearest-neighbour warp gives (and, at the same resolution, any warp); any other asset
+is warped through the same GDAL WarpedVRT that stackstac builds. Values equal
+stackstac's (a test compares); measured in benchmarks/cube_build.py, it is the read
+cost that kept build-cube at 0.2x its floor.
+
+`stackstac` keeps stackstac behind the same seam, with its pitfalls handled (see
+STACK-NOTES.md):
 - it reads only `proj:epsg`: copied from `proj:code` when an item has only that;
 - float32 needs a NaN fill and `rescale=False` (scale/offset are applied by the caller);
 - `xy_coords="center"` (the default is pixel corners, half a pixel off);
-- bounds are already snapped to the grid, so `snap_bounds=False`;
-- stackstac sets no HTTP retries: a remote COG answering 429/5xx once would fail a whole
-  build, so GDAL retries (`HTTP_RETRY`) with a growing delay.
-Swapping in odc-stac means rewriting this module only.
+- bounds are already snapped to the grid, so `snap_bounds=False`.
+Neither sets HTTP retries by default: a remote COG answering 429/5xx once would fail a
+whole build, so both read with GDAL's retries (`HTTP_RETRY`) and a growing delay.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
+import dask.array as da
 import numpy as np
+import rasterio
 import stackstac
 import xarray as xr
-from rasterio.enums import Resampling
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
+from rasterio.enums import MaskFlags, Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
 
 from gapfill.grid import Grid
 from gapfill.stac.providers import item_epsg
 
-__all__ = ["stac_dicts", "load", "HTTP_RETRY"]
+__all__ = ["stac_dicts", "load", "read_window", "HTTP_RETRY", "Engine"]
+
+Engine = Literal["direct", "stackstac"]
 
 # GDAL's own retry of HTTP 429, 502, 503 and 504 answers (and connection failures), for
 # every read of a remote COG (`load`, and the cube build's probe).
 HTTP_RETRY = {"GDAL_HTTP_MAX_RETRY": "5", "GDAL_HTTP_RETRY_DELAY": "1"}
 _GDAL_ENV = stackstac.DEFAULT_GDAL_ENV.updated(always=HTTP_RETRY)
+# The direct engine opens with stackstac's options (HTTP range merging, no directory
+# listing, a VSI cache) plus the retries.
+_OPEN_ENV = {**stackstac.DEFAULT_GDAL_ENV.open.options, **HTTP_RETRY}
 
 
 def stac_dicts(items: Sequence[Any]) -> list[dict]:
@@ -49,8 +71,188 @@ def load(
     grid: Grid,
     chunk: int,
     resampling: Resampling = Resampling.nearest,
+    engine: Engine = "direct",
 ) -> xr.DataArray:
     """Lazy (item, asset, y, x) float32 on `grid`, NaN where an asset has no data."""
+    if engine == "stackstac":
+        return _stackstac(items, assets, grid, chunk, resampling)
+    hrefs = _hrefs(items, assets)
+    h, w = grid.shape
+    ys = _splits(h, chunk)
+    xs = _splits(w, chunk)
+    name = "read-cogs-" + tokenize(hrefs, grid, chunk, resampling.name)
+    dsk: dict[Any, Any] = {
+        (name, 0, 0, i, j): (_read_chunk, hrefs, grid, y0, x0, ny, nx, resampling)
+        for i, (y0, ny) in enumerate(_starts(ys))
+        for j, (x0, nx) in enumerate(_starts(xs))
+    }
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
+    arr = da.Array(graph, name, ((len(items),), (len(assets),), ys, xs), dtype=np.float32)
+    minx, _, _, maxy = grid.bounds
+    res = grid.resolution
+    return xr.DataArray(
+        arr,
+        dims=("time", "band", "y", "x"),
+        coords={"y": maxy - (np.arange(h) + 0.5) * res, "x": minx + (np.arange(w) + 0.5) * res},
+    )
+
+
+def read_window(
+    items: Sequence[dict],
+    assets: Sequence[str],
+    grid: Grid,
+    window: tuple[int, int, int, int],
+    resampling: Resampling = Resampling.nearest,
+    engine: Engine = "direct",
+) -> np.ndarray:
+    """(item, asset, y, x) float32 of the grid's rows ya:yb and columns xa:xb (`window`),
+    now: the values `load` gives there (warps are of the whole grid, as in `load`)."""
+    ya, yb, xa, xb = window
+    if engine == "stackstac":
+        chunk = max(yb - ya, xb - xa)
+        arr = _stackstac(items, assets, grid, chunk, resampling)
+        return np.asarray(arr.data[..., ya:yb, xa:xb].compute(scheduler="synchronous"))
+    return _read_chunk(_hrefs(items, assets), grid, ya, xa, yb - ya, xb - xa, resampling)
+
+
+def _hrefs(items: Sequence[dict], assets: Sequence[str]) -> tuple[tuple[str | None, ...], ...]:
+    return tuple(
+        tuple(_asset_href(d["assets"][a]) if a in d["assets"] else None for a in assets)
+        for d in items
+    )
+
+
+def _asset_href(asset: dict) -> str:
+    return str(asset["href"])
+
+
+def _splits(n: int, chunk: int) -> tuple[int, ...]:
+    return tuple(min(chunk, n - s) for s in range(0, n, chunk))
+
+
+def _starts(sizes: tuple[int, ...]) -> list[tuple[int, int]]:
+    out, at = [], 0
+    for n in sizes:
+        out.append((at, n))
+        at += n
+    return out
+
+
+def _read_chunk(
+    hrefs: tuple[tuple[str | None, ...], ...],
+    grid: Grid,
+    y0: int,
+    x0: int,
+    h: int,
+    w: int,
+    resampling: Resampling,
+) -> np.ndarray:
+    """(item, asset, h, w) float32 of the grid window at (y0, x0), NaN where no data."""
+    out = np.full((len(hrefs), len(hrefs[0]) if hrefs else 0, h, w), np.nan, np.float32)
+    with rasterio.Env(**_OPEN_ENV):
+        for i, row in enumerate(hrefs):
+            for j, href in enumerate(row):
+                if href is None:
+                    continue
+                try:
+                    with rasterio.open(href) as ds:
+                        _read_into(out[i, j], ds, grid, y0, x0, resampling)
+                except Exception as exc:
+                    raise RuntimeError(
+                        f"Error reading {Window(x0, y0, w, h)} from {href!r}: {exc!r}"
+                    ) from exc
+    return out
+
+
+def _aligned(ds: Any, grid: Grid, resampling: Resampling) -> tuple[int, int, int] | None:
+    """(k, dy, dx) when `ds` lies on the cube's pixel grid with pixels k cube pixels wide,
+    its top-left corner dy rows and dx columns from the grid's (in cube pixels); None when
+    a warp is needed (another CRS, rotation, a non-integer factor, k > 1 other than
+    nearest)."""
+    a, b, c, d, e, f = tuple(ds.transform)[:6]
+    if ds.crs is None or ds.crs.to_epsg() != grid.epsg or b or d or a <= 0 or e >= 0:
+        return None
+    res = grid.resolution
+    k = a / res
+    if abs(k - round(k)) > 1e-9 or abs(-e / res - k) > 1e-9 or round(k) < 1:
+        return None
+    if round(k) > 1 and resampling != Resampling.nearest:
+        return None
+    minx, _, _, maxy = grid.bounds
+    dy, dx = (maxy - f) / res, (c - minx) / res
+    if abs(dy - round(dy)) > 1e-6 or abs(dx - round(dx)) > 1e-6:
+        return None
+    return round(k), round(dy), round(dx)
+
+
+def _read_into(
+    out: np.ndarray, ds: Any, grid: Grid, y0: int, x0: int, resampling: Resampling
+) -> None:
+    h, w = out.shape
+    fit = _aligned(ds, grid, resampling)
+    if fit is None:
+        _warped_into(out, ds, grid, y0, x0, resampling)
+        return
+    k, dy, dx = fit
+    # The window in the asset's pixels at the cube's resolution ("fine" pixels).
+    r0, r1 = max(y0 - dy, 0), min(y0 - dy + h, ds.height * k)
+    c0, c1 = max(x0 - dx, 0), min(x0 - dx + w, ds.width * k)
+    if r0 >= r1 or c0 >= c1:
+        return
+    ar0, ac0 = r0 // k, c0 // k
+    win = Window(ac0, ar0, math.ceil(c1 / k) - ac0, math.ceil(r1 / k) - ar0)
+    data = _read_masked(ds, win)
+    if k > 1:
+        data = np.repeat(np.repeat(data, k, axis=0), k, axis=1)
+    sub = data[r0 - ar0 * k : r1 - ar0 * k, c0 - ac0 * k : c1 - ac0 * k]
+    out[r0 + dy - y0 : r1 + dy - y0, c0 + dx - x0 : c1 + dx - x0] = sub
+
+
+def _read_masked(ds: Any, win: Window) -> np.ndarray:
+    """Band 1 in `win` as float32, NaN where GDAL's mask says no data. A nodata value is
+    compared here rather than through `masked=True`, which reads the band a second time
+    to build the mask."""
+    flags = ds.mask_flag_enums[0]
+    if MaskFlags.nodata in flags and ds.nodata is not None:
+        raw = ds.read(1, window=win)
+        data = raw.astype(np.float32)
+        data[np.isnan(raw) if np.isnan(ds.nodata) else raw == ds.nodata] = np.nan
+        return data
+    if flags == [MaskFlags.all_valid]:
+        return ds.read(1, window=win, out_dtype=np.float32)
+    return np.ma.filled(ds.read(1, window=win, masked=True, out_dtype=np.float32), np.nan)
+
+
+def _warped_into(
+    out: np.ndarray, ds: Any, grid: Grid, y0: int, x0: int, resampling: Resampling
+) -> None:
+    """The window through a WarpedVRT of the whole grid, as stackstac reads it."""
+    h, w = out.shape
+    gh, gw = grid.shape
+    with WarpedVRT(
+        ds,
+        sharing=False,
+        resampling=resampling,
+        add_alpha=ds.nodata is None,
+        crs=f"EPSG:{grid.epsg}",
+        transform=rasterio.Affine(*grid.transform),
+        height=gh,
+        width=gw,
+    ) as vrt:
+        data = vrt.read(window=Window(x0, y0, w, h), out_dtype=np.float32, masked=True)
+    if data.shape[0] == 2:
+        out[:] = np.where(data[1].filled(0) == 0, np.nan, np.ma.filled(data[0], np.nan))
+    else:
+        out[:] = np.ma.filled(data[0], np.nan)
+
+
+def _stackstac(
+    items: Sequence[dict],
+    assets: Sequence[str],
+    grid: Grid,
+    chunk: int,
+    resampling: Resampling,
+) -> xr.DataArray:
     arr = stackstac.stack(
         list(items),
         assets=list(assets),

@@ -472,7 +472,6 @@ def _fill(
             )
         with dask_client(
             dask_scheduler,
-            torch_workers=True,
             reads={"cube": cfg.cube, "model": cfg.model and str(Path(cfg.model) / "model.pt")},
             writes={"product": out.location},
         ) as client:

@@ -71,6 +71,19 @@ class SensorProfile(BaseModel):
 
         return planetary_computer.sign_inplace
 
+    def href_for_reading(self, href: str) -> str:
+        """`href` as it should be opened now: for a signing profile, an Azure Blob URL
+        re-signed with a current token (the one from search time lasts about an hour, a
+        long build outlives it; planetary_computer caches tokens and renews them a minute
+        before they expire); anything else as it is."""
+        from urllib.parse import urlparse
+
+        if not self.sign or not urlparse(href).netloc.endswith(".blob.core.windows.net"):
+            return href
+        import planetary_computer
+
+        return str(planetary_computer.sign_url(href.split("?", 1)[0]))
+
 
 PROVIDERS: dict[tuple[Sensor, str], SensorProfile] = {
     ("s2", "earth-search"): SensorProfile(

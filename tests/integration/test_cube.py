@@ -145,6 +145,17 @@ def _assert_same_cube(a: Path, b: Path) -> None:
         xr.testing.assert_identical(da_[name], db_[name])
 
 
+def test_the_stackstac_loader_builds_the_same_cube(
+    tmp_path, cube_pc, world_pc, stac_api, dask_address
+):
+    """The direct engine (the default) and stackstac behind the same seam: one cube."""
+    out = tmp_path / "stackstac.zarr"
+    build_cube(
+        out, cube_config(world_pc, stac_api.url, loader="stackstac"), dask_scheduler=dask_address
+    )
+    _assert_same_cube(out, cube_pc)
+
+
 def test_incremental_append_equals_a_single_run(
     tmp_path, cube_pc, world_pc, stac_api, dask_address
 ):
@@ -283,7 +294,7 @@ def test_an_unreadable_cog_is_skipped_and_recorded_or_fails_with_strict(
     ds = xr.open_zarr(tmp_path / "b.zarr")
     assert ds.sizes["time"] == 2
     assert bad in json.loads(ds.attrs["skipped_items"])
-    assert {"search", "probe", "valid_fraction", "write", "metadata"} <= set(report.seconds)
+    assert {"search", "probe", "has_data", "write", "metadata"} <= set(report.seconds)
     # A re-run with nothing new probes no item (the broken one is not met again) and
     # keeps the record of the earlier skip.
     again = build_cube(

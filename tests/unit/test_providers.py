@@ -1,5 +1,7 @@
 """Provider profiles map each provider's items onto the cube's bands."""
 
+from datetime import UTC
+
 import pytest
 
 from gapfill.bands import S1_POLS, S2_BANDS, S2_SCL
@@ -112,3 +114,28 @@ def test_custom_url_accepts_both_key_conventions_and_a_mapping(tmp_path):
         custom_profiles("https://stac.example", mapping)
     with pytest.raises(InputError, match="http"):
         custom_profiles("ftp://stac.example")
+
+
+def test_planetary_computer_hrefs_are_signed_again_when_read(monkeypatch):
+    """A SAS token from search time expires during a long build: each read signs the
+    href with planetary_computer's current token (its cache, primed here: no network)."""
+    from datetime import datetime, timedelta
+
+    import planetary_computer.sas as sas
+
+    from gapfill.cube.compute import _canonical
+
+    item = load_item("planetary-computer-s2.json")
+    p = get_profile("s2", "planetary-computer")
+    key = asset_key(item, "B04", p)
+    base = item["assets"][key]["href"].split("?", 1)[0]
+    account, container = sas.parse_blob_url(sas.urlparse(base))
+    url = f"{sas.Settings.get().sas_url}/{account}/{container}"
+    later = datetime.now(UTC) + timedelta(hours=1)
+    monkeypatch.setitem(sas.TOKEN_CACHE, url, sas.SASToken(token="sv=now&sig=fresh", expiry=later))
+    item["assets"][key]["href"] = base + "?st=old&se=old&sp=r&sig=stale"
+    (read,) = _canonical([item], ["B04"], p)
+    assert read["assets"]["B04"]["href"] == base + "?sv=now&sig=fresh"
+    assert "stale" in item["assets"][key]["href"]  # the caller's item is left as it was
+    es = get_profile("s2", "earth-search")
+    assert es.href_for_reading(base + "?x=1") == base + "?x=1"  # not a signing profile
