@@ -80,14 +80,15 @@ def _train_epoch(d: dict) -> str:
 
 
 def _fill(d: dict) -> str:
-    warm = d["fill_1x_1worker"]["warm"]
-    w = d["world"]
+    one, w = d["fill_1x_1worker"], d["world"]
+    cal = d.get("time_ratio_calibrated_over_not")
     return (
-        f"{w['size']}² × {w['dates']} days, {d['preset']}: time "
-        f"{d['time_ratio_1x_warm_over_floor_in_worker']}× the bare model in the same Dask "
-        f"worker, {d['time_ratio_1x_warm_over_floor_in_process']}× in a plain process; day "
-        f"calibration {d['time_ratio_1x_warm_calibrated_over_not']}× the time without; "
-        f"halo overhead {warm['halo_overhead']} model px per output px"
+        f"{w['size']}² × {w['dates']} days, {d['preset']}, median of {len(one['runs'])}: "
+        f"{one['median_fill_s']} s vs {one['median_floor_plain_process_s']} s: time "
+        f"{d['time_ratio_fill_over_floor_plain_process']}× the bare model in a plain "
+        f"process, {d['time_ratio_fill_over_floor_in_worker']}× in the same Dask worker; "
+        + (f"day calibration {cal}× the time without; " if cal else "")
+        + f"halo overhead {d['halo_overhead']} model px per output px"
     )
 
 
