@@ -10,7 +10,8 @@ the chosen preset (its cost does not depend on its weights):
   reported apart, then `--repeat` warm fills, each into a new store.
 - floors: `tiled_forward` (the bare generator in eval mode) on random inputs of exactly
   the window shapes the fill sent through the model (reported by the fill itself), same
-  tile and halo, 1 torch thread; no reads, references, calibration or writes. Run (a) as
+  tile and halo, 1 torch thread, after one untimed pass; no reads, references,
+  calibration or writes. Run (a) as
   a task in the same worker and (b) in a fresh plain process (`_common.measure`). Each
   repeat runs fill, worker floor and plain floor in a rotated order; the JSON keeps every
   run and the medians.
@@ -44,7 +45,8 @@ from benchmarks.cube_build import _aoi, _PeakRSS, _worker_pids  # noqa: E402
 
 
 def _floor(run_dir: Path, windows: dict[str, int], tile: int) -> float:
-    """Seconds the bare model takes on the fill's windows, 1 torch thread."""
+    """Seconds the bare model takes on the fill's windows, 1 torch thread, after one
+    untimed pass (a warm fill's worker has made its first pass long before)."""
     import torch
 
     from gapfill.fill.infer import cached_model, halo_of, tiled_forward
@@ -56,6 +58,7 @@ def _floor(run_dir: Path, windows: dict[str, int], tile: int) -> float:
     for shape, n in windows.items():
         h, w = (int(v) for v in shape.split("x"))
         inputs.append(rng.uniform(-1, 1, (n, len(card.input_channels), h, w)).astype(np.float32))
+    tiled_forward(model, inputs[0][:1], tile=tile, halo=halo_of(card), batch=1)
     t0 = time.perf_counter()
     for x in inputs:
         tiled_forward(model, x, tile=tile, halo=halo_of(card), batch=1)
