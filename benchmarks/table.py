@@ -126,7 +126,8 @@ BENCHMARKS: dict[str, tuple[str, Callable[[dict], str] | None]] = {
     ),
     "fill": (
         "`gapfill fill` end to end vs the bare generator on the same haloed windows, in the "
-        "same Dask worker and in a plain process; with and without day calibration",
+        "same Dask worker and in a fresh plain process, alternating (--parts nocal: without "
+        "day calibration)",
         _fill,
     ),
     "gpu_step": ("the paper preset on a GPU: fp32 vs bf16 + channels_last", _gpu_step),
