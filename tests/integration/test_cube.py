@@ -156,6 +156,26 @@ def test_the_stackstac_loader_builds_the_same_cube(
     _assert_same_cube(out, cube_pc)
 
 
+def test_tiles_agree_with_one_whole_grid_pass(tmp_path, cube_pc, world_pc, stac_api, dask_address):
+    """Each tile dilates clouds and despeckles over a halo read around it: 32 px tiles give
+    the values of one 64 px tile, with and without the Lee filter."""
+    whole = tmp_path / "whole.zarr"
+    build_cube(whole, cube_config(world_pc, stac_api.url, chunk=64), dask_scheduler=dask_address)
+    _assert_same_cube(whole, cube_pc)
+    lee = {}
+    for chunk in (32, 64):
+        lee[chunk] = tmp_path / f"lee-{chunk}.zarr"
+        build_cube(
+            lee[chunk],
+            cube_config(world_pc, stac_api.url, chunk=chunk, despeckle="lee"),
+            dask_scheduler=dask_address,
+        )
+    _assert_same_cube(lee[32], lee[64])
+    assert not np.array_equal(
+        xr.open_zarr(lee[32]).s1.values, xr.open_zarr(cube_pc).s1.values, equal_nan=True
+    )
+
+
 def test_incremental_append_equals_a_single_run(
     tmp_path, cube_pc, world_pc, stac_api, dask_address
 ):

@@ -15,6 +15,15 @@ def test_lee_filter_reduces_speckle_and_keeps_the_mean_and_gaps():
     assert np.nanstd(out) < 0.5 * np.nanstd(flat)
 
 
+def test_lee_filters_each_scene_and_polarisation_on_its_own():
+    rng = np.random.default_rng(1)
+    stack = rng.gamma(4.4, 1 / 4.4, (3, 2, 32, 32)).astype(np.float32)
+    out = _lee(stack)
+    for k in range(3):
+        for p in range(2):
+            np.testing.assert_allclose(out[k, p], _lee(stack[k, p]), rtol=1e-6)
+
+
 def test_first_valid_takes_candidates_in_order_per_pixel():
     values = np.array([[[[1.0, 2.0]]], [[[3.0, 4.0]]]])  # (k=2, c=1, y=1, x=2)
     valid = np.array([[[False, True]], [[True, True]]])
