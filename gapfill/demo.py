@@ -59,8 +59,7 @@ def _world(out: Path, size: int) -> Path:
 def _cubes(out: Path, url: str, world: Path, first: str, last: str) -> dict:
     """Build the cubes of the synthetic world and of the real sample (incremental: re-runs
     only re-match the last days' Sentinel-1)."""
-    from distributed import LocalCluster
-
+    from gapfill.cluster import local_cluster
     from gapfill.cube import CubeConfig, build_cube, cube_info
 
     meta = json.loads((world / "world.json").read_text())
@@ -89,7 +88,7 @@ def _cubes(out: Path, url: str, world: Path, first: str, last: str) -> dict:
         ),
     }
     infos = {}
-    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+    with local_cluster(2) as cluster:
         for name, (path, cfg) in jobs.items():
             t0 = time.perf_counter()
             build_cube(path, cfg, dask_scheduler=cluster.scheduler_address)

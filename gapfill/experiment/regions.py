@@ -91,15 +91,14 @@ def held_out_area(worlds: dict[str, Path], keys: tuple[str, ...]) -> str:
 def build_cubes(out: Path, worlds: dict[str, Path]) -> dict[str, Path]:
     """A cube per region: the worlds behind one local STAC API (stac-fastapi-pgstac),
     searched and read by `build_cube` on a local Dask cluster. Re-runs extend, not redo."""
-    from distributed import LocalCluster
-
+    from gapfill.cluster import local_cluster
     from gapfill.cube import CubeConfig, build_cube
     from gapfill.stac import local_stac_api
 
     cubes = {k: out / f"cube-{k}.zarr" for k in worlds}
     with (
         local_stac_api(list(worlds.values())) as api,
-        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
+        local_cluster(2) as cluster,
     ):
         for key, world in worlds.items():
             meta = world_meta(world)

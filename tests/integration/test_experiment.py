@@ -18,7 +18,7 @@ from gapfill.experiment.paper import CASE1, CASE1_EXTRA, CASE2, CASE2_EXTRA
 
 GAPFILL = [sys.executable, "-m", "gapfill.cli"]
 TINY = ["--preset", "test-tiny", "--epochs", "1", "--size", "128", "--dates", "8"]
-TINY += ["--workers", "1", "--parallel", "2", "--log-level", "WARNING"]
+TINY += ["--workers", "1", "--parallel", "4", "--log-level", "WARNING"]
 
 
 def run(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
