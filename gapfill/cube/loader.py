@@ -117,13 +117,9 @@ def read_window(
 
 def _hrefs(items: Sequence[dict], assets: Sequence[str]) -> tuple[tuple[str | None, ...], ...]:
     return tuple(
-        tuple(_asset_href(d["assets"][a]) if a in d["assets"] else None for a in assets)
+        tuple(str(d["assets"][a]["href"]) if a in d["assets"] else None for a in assets)
         for d in items
     )
-
-
-def _asset_href(asset: dict) -> str:
-    return str(asset["href"])
 
 
 def _splits(n: int, chunk: int) -> tuple[int, ...]:
