@@ -1,8 +1,10 @@
-"""`build_cube`: search -> stackstac -> masks -> S1 matching -> Zarr, incremental and resumable.
+"""`build_cube`: search -> probe -> per tile: read -> masks -> S1 matching -> Zarr;
+incremental and resumable.
 
-Units of work are row blocks of whole Zarr chunks of one day; a day's `complete`
-flag is written after all its blocks, so a killed run re-run redoes exactly the
-days whose flag is false and ends with the same values as an uninterrupted run.
+The unit of work is one Dask task per spatial chunk (tile) of one day, which reads its
+COG windows and writes that chunk of every variable (`compute.tile_values`). A day's
+`complete` flag is written after all its tiles, so a killed run re-run redoes exactly
+the days whose flag is false and ends with the same values as an uninterrupted run.
 """
 
 from __future__ import annotations
