@@ -50,7 +50,10 @@ def rows(r: Region = Region()) -> list[tuple[str, str, str, float, str, float]]:
     cube_mpx_days = r.tiles * tile_mpx * r.days
     build_rate = cube["s2_mpix_day_per_s"]["gapfill_1x"] / cube["machine"]["cpus"]
     filled_mpx = r.tiles * tile_mpx * r.cloudy_days * r.cloud_share
-    warm = fill["fill_1x_1worker"]["warm"]
+    one = fill["fill_1x_1worker"]  # the warm fill of median time
+    warm = min(
+        (x["fill"] for x in one["runs"]), key=lambda f: abs(f["wall_s"] - one["median_fill_s"])
+    )
     model_per_filled = warm["model_mpx"] / (warm["pixels_filled"] / 1e6)
     gpu_rate = gpu["infer_mpix_per_s_tile256_bf16_cl"]
     cpu_side = sum(v for k, v in warm["task_seconds"].items() if k != "model")

@@ -115,8 +115,9 @@ def stac_serve(
     stop, serving = threading.Event(), threading.Event()
 
     def _on_signal(signum: int, _frame: object) -> None:
+        first = not stop.is_set()
         stop.set()
-        if not serving.is_set():  # still starting: abort it (the start-up cleans up)
+        if first and not serving.is_set():  # still starting: abort it (once; it cleans up)
             raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _on_signal)
@@ -809,8 +810,7 @@ def main() -> None:
         print(f"gapfill: error: {redact_text(str(exc))}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except typer.Abort:
-        print(f"gapfill: interrupted: {_RESUME}", file=sys.stderr)
-        sys.exit(130)
+        _exit_interrupted()
     except typer.TyperException as exc:
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         print(f"gapfill: error: {message} (see --help)", file=sys.stderr)
@@ -825,8 +825,20 @@ def main() -> None:
     finally:
         _interrupt.stopping()
     if code == 130:  # typer turns Ctrl-C into Exit(130)
-        print(f"gapfill: interrupted: {_RESUME}", file=sys.stderr)
+        _exit_interrupted()
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _exit_interrupted() -> None:
+    """Say so and exit 130. A second SIGINT/SIGTERM arriving while the interpreter unwinds
+    would raise KeyboardInterrupt over the exit (the process then dies of SIGINT, -2,
+    after printing the line): once the run has stopped, further ones are ignored."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    print(f"gapfill: interrupted: {_RESUME}", file=sys.stderr)
+    sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ _CUBE_KEYS = (
     "strict",
     "max_pixels",
     "batch_days",
+    "loader",
 )
 _FILL_KEYS = (
     "horizon_days",

@@ -99,41 +99,63 @@ def _validation_set(index: PatchIndex, cfg: TrainConfig) -> PatchSet:
     return PatchSet(samples, cfg.model_copy(), "B", train=False)
 
 
-def _validate(
-    g: nn.Module, ds: PatchSet, cfg: TrainConfig, device: torch.device, task: str
-) -> dict[str, float]:
+class _Validation:
     """Model vs the O1 baseline on the same validation samples, scored on each patch's
-    clear target pixels (patches at least half clear)."""
-    from gapfill.bands import S2_BANDS
-    from gapfill.metrics import masked_scores
+    clear target pixels (patches at least half clear). The patches are read, and O1 (which
+    never changes) scored, once; each epoch only runs the model, `batch` patches at a time."""
 
-    channels = input_channels("B")
-    o1 = [channels.index(f"O1:{b}") for b in S2_BANDS]
-    s1_t2 = [i for i, c in enumerate(channels) if c.startswith("S1_t2:")]
-    norm = cfg.data.normalisation
-    rng = norm.reflectance_max
-    model_scores, base_scores = [], []
-    g.eval()
-    with torch.no_grad():
+    def __init__(self, ds: PatchSet, cfg: TrainConfig, task: str, batch: int = 8) -> None:
+        from gapfill.bands import S2_BANDS
+        from gapfill.metrics import masked_scores
+
+        channels = input_channels("B")
+        o1 = [channels.index(f"O1:{b}") for b in S2_BANDS]
+        s1_t2 = [i for i, c in enumerate(channels) if c.startswith("S1_t2:")]
+        self.norm, self.batch = cfg.data.normalisation, batch
+        self.inputs: list[torch.Tensor] = []
+        self.truth: list[np.ndarray] = []
+        self.masks: list[np.ndarray] = []
+        base = []
         for i in range(len(ds)):
             x, y, m = ds[i]
             mask = m[0].numpy()
             if mask.mean() < 0.5:
                 continue
-            inp = x if task == "B" else x[s1_t2]
-            out = g(inp[None].to(device)).float().cpu()[0]
-            truth = norm.optical_inverse(y.numpy())
-            model_scores.append(masked_scores(norm.optical_inverse(out.numpy()), truth, mask, rng))
-            base_scores.append(masked_scores(norm.optical_inverse(x[o1].numpy()), truth, mask, rng))
-    g.train()
-    if not model_scores:
-        return {}
-    out_metrics: dict[str, float] = {}
-    for prefix, scores in (("val", model_scores), ("o1", base_scores)):
-        for key in ("psnr", "ssim", "sam_deg"):
-            out_metrics[f"{prefix}_{key}"] = float(np.mean([getattr(s, key) for s in scores]))
-    out_metrics["val_samples"] = float(len(model_scores))
-    return out_metrics
+            truth = self.norm.optical_inverse(y.numpy())
+            self.inputs.append(x if task == "B" else x[s1_t2])
+            self.truth.append(truth)
+            self.masks.append(mask)
+            rng = self.norm.reflectance_max
+            base.append(masked_scores(self.norm.optical_inverse(x[o1].numpy()), truth, mask, rng))
+        self.base = _means("o1", base)
+
+    def __call__(self, g: nn.Module, device: torch.device) -> dict[str, float]:
+        from gapfill.metrics import masked_scores
+
+        if not self.inputs:
+            return {}
+        scores = []
+        g.eval()
+        with torch.no_grad():
+            for k in range(0, len(self.inputs), self.batch):
+                part = self.inputs[k : k + self.batch]
+                if len({tuple(t.shape) for t in part}) > 1:  # patches of several sizes
+                    outs = [g(t[None].to(device)).float().cpu()[0] for t in part]
+                else:
+                    outs = list(g(torch.stack(part).to(device)).float().cpu())
+                for j, out in enumerate(outs):
+                    pred = self.norm.optical_inverse(out.numpy())
+                    truth, mask = self.truth[k + j], self.masks[k + j]
+                    scores.append(masked_scores(pred, truth, mask, self.norm.reflectance_max))
+        g.train()
+        return {**_means("val", scores), **self.base, "val_samples": float(len(scores))}
+
+
+def _means(prefix: str, scores: list[Any]) -> dict[str, float]:
+    return {
+        f"{prefix}_{key}": float(np.mean([getattr(s, key) for s in scores]))
+        for key in ("psnr", "ssim", "sam_deg")
+    }
 
 
 def train_loop_per_worker(config: dict) -> None:
@@ -155,7 +177,7 @@ def train_loop_per_worker(config: dict) -> None:
     method = get_method(cfg.method)
     index = build_index(cfg.data, method.task)
     dataset = PatchSet(index.train, cfg, method.task, train=True)
-    val_set = _validation_set(index, cfg)
+    validate = _Validation(_validation_set(index, cfg), cfg, method.task) if rank == 0 else None
     sampler: DistributedSampler = DistributedSampler(
         dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=False
     )
@@ -213,7 +235,8 @@ def train_loop_per_worker(config: dict) -> None:
         metrics["epoch"] = float(epoch)
         metrics["steps"] = float(steps)
         if rank == 0:
-            metrics.update(_validate(_unwrap(g), val_set, cfg, device, method.task))
+            assert validate is not None
+            metrics.update(validate(_unwrap(g), device))
             log.info("epoch %d/%d: %s", epoch + 1, cfg.epochs, _summary(metrics))
             history.append(metrics)
             with tempfile.TemporaryDirectory() as tmp:
