@@ -292,6 +292,7 @@ def _attrs(cfg: CubeConfig, aoi: AOI, grid: Grid, s2p: SensorProfile, s1p: Senso
         "cloud_classes_dilated": list(cfg.cloud_classes),
         "dilation_m": cfg.dilation_m,
         "despeckle": cfg.despeckle,
+        LEE_FILTER_ATTR: LEE_FILTER,
         "items_per_day": "{}",
         "skipped_items": "{}",
         "dropped_days": "{}",
@@ -314,6 +315,12 @@ _FIXED = (
 )
 
 
+# How `--despeckle lee` filters, recorded in every cube: before this attr the filter ran
+# across scenes and polarisations, and such a cube is not extended with other values.
+LEE_FILTER_ATTR = "lee_filter"
+LEE_FILTER = "per-image"
+
+
 def _settings_of_store(existing: xr.Dataset, cfg: CubeConfig, path: str) -> CubeConfig:
     """`cfg` with the existing cube's fixed settings; a different one given explicitly is
     refused in one line naming the store's value. Runs before anything is written."""
@@ -331,6 +338,11 @@ def _settings_of_store(existing: xr.Dataset, cfg: CubeConfig, path: str) -> Cube
             f"{list(S2_BANDS)} and {list(S1_POLS)}: choose another --out"
         )
     stored = CubeConfig.model_validate_json(str(existing.attrs["search"]))
+    if stored.despeckle == "lee" and existing.attrs.get(LEE_FILTER_ATTR) != LEE_FILTER:
+        raise InputError(
+            f"{path} was despeckled by an earlier Lee filter (it mixed scenes and "
+            "polarisations): its new days would differ from its old ones; build a new cube"
+        )
     given = cfg.model_fields_set
     taken: dict[str, object] = {}
     for name in _FIXED:

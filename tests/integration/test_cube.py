@@ -370,6 +370,19 @@ def test_bad_inputs(tmp_path, cube_pc, world_pc, stac_api):
         "no Sentinel-2 items",
     )
     assert not (tmp_path / "a.zarr").exists()
+    bad_loader = _run_cli(
+        "build-cube",
+        "--aoi",
+        inset_aoi(world_pc),
+        *span,
+        *url,
+        "--loader",
+        "odc",
+        "--out",
+        str(tmp_path / "l.zarr"),
+    )
+    _one_line(bad_loader, "--loader", "'direct' or 'stackstac'")
+    assert not (tmp_path / "l.zarr").exists()
     _one_line(
         _run_cli(
             "build-cube",

@@ -168,6 +168,28 @@ def cube_other(tmp_path_factory, world_pc, stac_api, dask_address) -> Path:
     return out
 
 
+def test_a_cube_despeckled_by_the_old_lee_filter_is_not_extended(
+    tmp_path, cube_other, world_pc, stac_api
+):
+    """Before `lee_filter` was recorded the filter mixed scenes and polarisations: such a
+    cube is refused before any write, not grown with other values; today's is extended."""
+    import zarr
+
+    old = tmp_path / "old-lee.zarr"
+    shutil.copytree(cube_other, old)
+    group = zarr.open_group(old, mode="r+")
+    assert group.attrs["lee_filter"] == "per-image"
+    del group.attrs["lee_filter"]
+    layout.consolidate(str(old))
+    before = _digest(old)
+    args = ["--aoi", inset_aoi(world_pc), *_span(world_pc), "--stac-url", stac_api.url]
+    _one_line(_cli("build-cube", *args, "--out", str(old)), "earlier Lee filter", "a new cube")
+    assert _digest(old) == before
+    today = tmp_path / "lee.zarr"
+    shutil.copytree(cube_other, today)
+    assert _cli("build-cube", *args, "--out", str(today)).returncode == 0
+
+
 def test_a_product_refuses_another_cube_on_the_same_grid(
     tmp_path, cube_pc, cube_other, model_tiny, dask_address
 ):
