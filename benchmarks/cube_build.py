@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -198,10 +199,11 @@ def _gapfill(url: str, aoi: str, meta: dict, out: Path) -> dict:
     with local_cluster(2) as cluster:
         with Client(cluster.scheduler_address) as client:
             client.run(lambda: __import__("gapfill.cube.build"))
-        return _timed_build(url, aoi, meta, out, cluster.scheduler_address)
+            pids = sorted(client.run(os.getpid).values())
+        return _timed_build(url, aoi, meta, out, cluster.scheduler_address, pids)
 
 
-def _timed_build(url: str, aoi: str, meta: dict, out: Path, address: str) -> dict:
+def _timed_build(url: str, aoi: str, meta: dict, out: Path, address: str, pids: list[int]) -> dict:
     from distributed import Client, get_task_stream
 
     from gapfill.cube import CubeConfig, build_cube
@@ -213,7 +215,6 @@ def _timed_build(url: str, aoi: str, meta: dict, out: Path, address: str) -> dic
         stac_url=url,
         chunk=CHUNK,
     )
-    pids = _worker_pids(address)
     with Client(address) as client, get_task_stream(client) as stream:
         t0 = time.perf_counter()
         with _PeakRSS(pids) as rss:
