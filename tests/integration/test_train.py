@@ -422,3 +422,47 @@ def test_a_run_from_before_blend_is_not_resumed_into_a_blend_net(tmp_path, cube_
     # Today's default (blend) would load its 4-channel head into a 5-channel one.
     with pytest.raises(InputError, match="holds a run with other blend"):
         train(cfg)
+
+
+@pytest.mark.parametrize("rule", ["causal", "both"])
+def test_block_reads_give_the_samples_of_one_read_each(cube_pc, rule):
+    """`load_samples` (regions and days of the cube read once for many samples) returns
+    exactly `load_sample`'s arrays, whether a block holds the whole cube or one patch."""
+    from gapfill.cube.reference import ReferenceRule
+    from gapfill.train.data import load_sample, load_samples, open_cube
+
+    data = DataConfig(
+        cubes=(str(cube_pc),), patch=32, reference=ReferenceRule(rule=rule, same_orbit=False)
+    )
+    samples = build_index(data, "B").train
+    assert {s.kind for s in samples} == {"single", "composite"}
+    ds = open_cube(str(cube_pc))
+    picked = samples[:: max(1, len(samples) // 40)]
+    for budget_mb in (256, 1):  # one block; one patch per block (several blocks per patch)
+        got = dict(load_samples(ds, picked, data, "B", budget_mb=budget_mb))
+        assert sorted(got) == list(range(len(picked)))
+        for k, s in enumerate(picked):
+            for a, b in zip(got[k], load_sample(ds, s, data, "B"), strict=True):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_warm_reads_what_the_cache_holds_and_no_more(cube_pc):
+    """`PatchSet.warm` fills the cache up to `cache_mb`; a sample it did not keep is still
+    read on its own, with the same values."""
+    from gapfill.train.data import load_sample, open_cube
+    from gapfill.train.loop import PatchSet
+
+    cfg = _cfg(cube_pc, "unused", method="mtcnn")
+    samples = build_index(cfg.data, "B").train[:12]
+    ds = open_cube(str(cube_pc))
+    one = sum(a.nbytes for a in load_sample(ds, samples[0], cfg.data, "B"))
+    full = PatchSet(samples, cfg, "B", train=False)
+    full.warm(range(len(samples)))
+    assert sorted(full._cache) == list(range(len(samples)))
+    small = PatchSet(samples, cfg.model_copy(update={"cache_mb": 0}), "B", train=False)
+    small._cache_left = 5 * one  # room for five samples
+    small.warm(range(len(samples)))
+    assert len(small._cache) == 5
+    for i in range(len(samples)):
+        for a, b in zip(small[i], full[i], strict=True):
+            assert torch.equal(a, b)
