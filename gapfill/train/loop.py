@@ -12,6 +12,9 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,15 @@ from gapfill.models import get_method, input_channels, train_step
 from gapfill.models.card import MODEL_FILE
 from gapfill.models.discriminator import PatchDiscriminator
 from gapfill.train.config import TrainConfig
-from gapfill.train.data import PatchIndex, Sample, augment, build_index, load_sample, open_cube
+from gapfill.train.data import (
+    PatchIndex,
+    Sample,
+    augment,
+    build_index,
+    load_sample,
+    load_samples,
+    open_cube,
+)
 
 __all__ = [
     "PatchSet",
@@ -72,37 +83,69 @@ class PatchSet(Dataset):
                 x[self.later] = 0.0  # as model_input feeds a missing later side
         return torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(m)[None]
 
+    def warm(self, indices: Iterable[int]) -> None:
+        """Read the samples among `indices` that are not cached yet into the cache, as
+        many as it has room for, a block of their cube at a time (`load_samples`): the
+        epoch's batches then read nothing (one sample at a time, each read decodes whole
+        Zarr chunks for every day it looks at: ~47 ms a cpu-tiny sample of the demo cube)."""
+        todo = [i for i in dict.fromkeys(indices) if i not in self._cache]
+        if not todo:
+            return
+        self._read(todo[0])  # what one sample takes in the cache
+        if todo[0] not in self._cache:
+            return
+        size = sum(a.nbytes for a in self._cache[todo[0]])
+        todo = todo[1 : 1 + self._cache_left // size]
+        by_cube: dict[int, list[int]] = defaultdict(list)
+        for i in todo:
+            by_cube[self.samples[i].cube].append(i)
+        for cube, members in by_cube.items():
+            chosen = [self.samples[i] for i in members]
+            for k, arrays in load_samples(self._cube(cube), chosen, self.cfg.data, self.task):
+                self._keep(members[k], arrays)
+
     def _read(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sample i as read from its cube, from the cache where it was kept."""
         if i in self._cache:
             return self._cache[i]
         s = self.samples[i]
-        if s.cube not in self._cubes:
+        arrays = load_sample(self._cube(s.cube), s, self.cfg.data, self.task)
+        self._keep(i, arrays)
+        return arrays
+
+    def _cube(self, index: int) -> Any:
+        """Cube `index` of the config, opened once."""
+        if index not in self._cubes:
             data = self.cfg.data
-            self._cubes[s.cube] = open_cube(data.cubes[s.cube], data.storage_options)
-        arrays = load_sample(self._cubes[s.cube], s, self.cfg.data, self.task)
+            self._cubes[index] = open_cube(data.cubes[index], data.storage_options)
+        return self._cubes[index]
+
+    def _keep(self, i: int, arrays: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        """Cache sample i's arrays while the cache has room."""
         size = sum(a.nbytes for a in arrays)
         if size <= self._cache_left:
             self._cache[i] = arrays
             self._cache_left -= size
-        return arrays
 
 
 def _seed_epoch(seed: int, epoch: int, rank: int) -> None:
     torch.manual_seed(seed * 1_000_003 + epoch * 1009 + rank)
 
 
-def _validation_set(index: PatchIndex, cfg: TrainConfig) -> PatchSet:
-    """The test samples (train samples if no test split) validation scores every epoch."""
+def _validation_set(index: PatchIndex, cfg: TrainConfig, rank: int, world: int) -> PatchSet:
+    """This rank's share of the samples validation scores every epoch: the test samples
+    (train samples if there is no test split), every `world`-th from `rank` on."""
     samples = (index.test or index.train)[: cfg.max_val_samples]
-    samples = [s for s in samples if s.kind != "single"]
+    samples = [s for s in samples if s.kind != "single"][rank::world]
     return PatchSet(samples, cfg.model_copy(), "B", train=False)
 
 
 class _Validation:
-    """Model vs the O1 baseline on the same validation samples, scored on each patch's
-    clear target pixels (patches at least half clear). The patches are read, and O1 (which
-    never changes) scored, once; each epoch only runs the model, `batch` patches at a time."""
+    """Model vs the O1 baseline on the validation samples, scored on each patch's clear
+    target pixels (patches at least half clear). Each rank scores its share of the patches
+    and the sums are all-reduced (ranks used to wait while rank 0 scored them all): every
+    rank returns the means over all of them. The patches are read, and O1 (which never
+    changes) scored, once; each epoch only runs the model, `batch` patches at a time."""
 
     def __init__(self, ds: PatchSet, cfg: TrainConfig, task: str, batch: int = 8) -> None:
         from gapfill.bands import S2_BANDS
@@ -116,6 +159,7 @@ class _Validation:
         self.truth: list[np.ndarray] = []
         self.masks: list[np.ndarray] = []
         base = []
+        ds.warm(range(len(ds)))
         for i in range(len(ds)):
             x, y, m = ds[i]
             mask = m[0].numpy()
@@ -127,13 +171,12 @@ class _Validation:
             self.masks.append(mask)
             rng = self.norm.reflectance_max
             base.append(masked_scores(self.norm.optical_inverse(x[o1].numpy()), truth, mask, rng))
-        self.base = _means("o1", base)
+        self.base = _sums(base)
 
     def __call__(self, g: nn.Module, device: torch.device) -> dict[str, float]:
+        """Means over every rank's patches (a collective: all ranks call it together)."""
         from gapfill.metrics import masked_scores
 
-        if not self.inputs:
-            return {}
         scores = []
         g.eval()
         with torch.no_grad():
@@ -148,14 +191,26 @@ class _Validation:
                     truth, mask = self.truth[k + j], self.masks[k + j]
                     scores.append(masked_scores(pred, truth, mask, self.norm.reflectance_max))
         g.train()
-        return {**_means("val", scores), **self.base, "val_samples": float(len(scores))}
+        totals = torch.tensor(_sums(scores) + self.base, dtype=torch.float64, device=device)
+        if torch.distributed.is_initialized():
+            torch.distributed.all_reduce(totals)
+        val, o1 = totals.cpu().tolist()[:4], totals.cpu().tolist()[4:]
+        if not val[0]:
+            return {}
+        return {**_means("val", val), **_means("o1", o1), "val_samples": val[0]}
 
 
-def _means(prefix: str, scores: list[Any]) -> dict[str, float]:
-    return {
-        f"{prefix}_{key}": float(np.mean([getattr(s, key) for s in scores]))
-        for key in ("psnr", "ssim", "sam_deg")
-    }
+_SCORED = ("psnr", "ssim", "sam_deg")
+
+
+def _sums(scores: list[Any]) -> list[float]:
+    """[count, then the sum of each of `_SCORED`] of per-patch scores."""
+    return [float(len(scores))] + [float(sum(getattr(s, k) for s in scores)) for k in _SCORED]
+
+
+def _means(prefix: str, sums: list[float]) -> dict[str, float]:
+    """Means from `_sums`, named `{prefix}_{score}`."""
+    return {f"{prefix}_{k}": total / sums[0] for k, total in zip(_SCORED, sums[1:], strict=True)}
 
 
 def train_loop_per_worker(config: dict) -> None:
@@ -177,7 +232,7 @@ def train_loop_per_worker(config: dict) -> None:
     method = get_method(cfg.method)
     index = build_index(cfg.data, method.task)
     dataset = PatchSet(index.train, cfg, method.task, train=True)
-    validate = _Validation(_validation_set(index, cfg), cfg, method.task) if rank == 0 else None
+    validate = _Validation(_validation_set(index, cfg, rank, world), cfg, method.task)
     sampler: DistributedSampler = DistributedSampler(
         dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=False
     )
@@ -223,8 +278,19 @@ def train_loop_per_worker(config: dict) -> None:
         sampler.set_epoch(epoch)
         dataset.epoch = epoch
         sums = dict.fromkeys(("loss_g", "loss_l1", "loss_d"), torch.zeros((), device=device))
-        steps = 0
-        for x, y, m in loader:
+        steps, waited = 0, 0.0
+        began = time.perf_counter()
+        if epoch == start:  # every patch an epoch of any rank may draw, if the cache holds it
+            dataset.warm(range(len(dataset)))
+        warmed = time.perf_counter()
+        batches = iter(loader)
+        while True:
+            asked = time.perf_counter()
+            batch = next(batches, None)
+            waited += time.perf_counter() - asked
+            if batch is None:
+                break
+            x, y, m = batch
             if on_gpu:
                 x = x.to(memory_format=torch.channels_last)
             losses = train_step(g, d, opt_g, opt_d, (x, y, m), method.l1_weight, on_gpu)
@@ -234,9 +300,18 @@ def train_loop_per_worker(config: dict) -> None:
         metrics: dict[str, float] = {k: v.item() / max(steps, 1) for k, v in sums.items()}
         metrics["epoch"] = float(epoch)
         metrics["steps"] = float(steps)
+        # Where rank 0's epoch went (seconds): reading patches into the cache (the first
+        # epoch), waiting for batches, the steps (all-reduce included), validation.
+        stepped = time.perf_counter()
+        metrics["seconds_read"] = round(warmed - began, 3)
+        metrics["seconds_batches"] = round(waited, 3)
+        metrics["seconds_steps"] = round(stepped - warmed - waited, 3)
+        if world > 1:  # rank 0's batch-norm statistics (the checkpoint's) on every rank
+            for buffer in _unwrap(g).buffers():
+                torch.distributed.broadcast(buffer, src=0)
+        metrics.update(validate(_unwrap(g), device))
+        metrics["seconds_validation"] = round(time.perf_counter() - stepped, 3)
         if rank == 0:
-            assert validate is not None
-            metrics.update(validate(_unwrap(g), device))
             log.info("epoch %d/%d: %s", epoch + 1, cfg.epochs, _summary(metrics))
             history.append(metrics)
             with tempfile.TemporaryDirectory() as tmp:

@@ -88,6 +88,9 @@ class _MetricsCsv(UserCallback):
         _write_metrics_csv(self.path, [self.rows[e] for e in sorted(self.rows)])
 
 
+_POLL_VAR, _POLL_S = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2"
+
+
 def _ray(address: str | None, cpus_needed: float) -> bool:
     """Connect to (or start) Ray; True when this call started it."""
     import ray
@@ -97,7 +100,13 @@ def _ray(address: str | None, cpus_needed: float) -> bool:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     if address and address != "auto":
         _reachable(address)
-    runtime_env = {"worker_process_setup_hook": f"{__name__}._quiet_ray_workers"}
+    runtime_env = {
+        "worker_process_setup_hook": f"{__name__}._quiet_ray_workers",
+        # Ray Train's controller takes each worker's report off a queue of one when it polls
+        # the workers, every 2 s by default: epochs shorter than that waited for the poll
+        # in `report` (cpu-tiny on the demo cube: 1.3 s of work, 1.7 s an epoch).
+        "env_vars": {_POLL_VAR: os.environ.get(_POLL_VAR, _POLL_S)},
+    }
     try:
         if address:
             ray.init(address=address, log_to_driver=True, runtime_env=runtime_env)
