@@ -96,7 +96,7 @@ def main() -> None:
     ap.add_argument("--demo", type=Path, default=Path("demo-output"))
     ap.add_argument("--preset", default="cpu-tiny")
     ap.add_argument("--short", type=int, default=2, help="epochs of the short run")
-    ap.add_argument("--long", type=int, default=8, help="epochs of the long run")
+    ap.add_argument("--long", type=int, default=20, help="epochs of the long run")
     ap.add_argument("--repeat", type=int, default=3)
     a = ap.parse_args()
     demo = a.demo.resolve()

@@ -1,0 +1,223 @@
+"""Issue 15's GPU figures in one run (a lent GPU machine has ~15 minutes: run this once).
+
+- the device's measured bf16 dense rate (a large bf16 matmul, not the datasheet);
+- the `paper` generator's inference rate, bare (tensors on the device) and through fill's
+  `tiled_forward` (numpy in and out, bf16 autocast, channels_last, padded batches), eager
+  and `torch.compile`d, as TFLOP/s and as a share of that measured peak (goal ≥ 40 %);
+- one 10980² Sentinel-2 tile's model work: its chunks (plus halo) × the best measured
+  seconds per chunk (goal ≤ 20 s);
+- `fill_window` (what each Dask task of `gapfill fill` runs) with a `paper` card on the
+  GPU against the same call on the CPU in fp32: the largest difference in reflectance.
+
+Needs torch and pydantic only (the device image has no Ray/Dask). The copy on the device
+has no .git: pass the tree measured (`--tree "$(git rev-parse HEAD)"`, `--dirty`).
+A CPU smoke run checks the script itself (tests run it):
+    python benchmarks/gpu_check.py --device cpu --smoke --out /tmp/x
+On the GPU machine:
+    python benchmarks/gpu_check.py --tree SHA --out "$OUT"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gapfill._provenance import __version__  # noqa: E402
+from gapfill.fill.infer import Window, fill_window, tiled_forward  # noqa: E402
+from gapfill.fill.product import FILLED  # noqa: E402
+from gapfill.models import build_generator, conv_flops, get_method, receptive_field  # noqa: E402
+from gapfill.models.card import ModelCard  # noqa: E402
+
+S2_TILE_PX = 10980
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _seconds(fn: Callable[[], object], reps: int, device: torch.device) -> float:
+    """Median seconds of `reps` calls after one untimed call."""
+    fn()
+    _sync(device)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def peak_tflops(device: torch.device, n: int, reps: int) -> float:
+    """Measured dense matmul rate: bf16 on CUDA, fp32 on CPU (the smoke run)."""
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    sec = _seconds(lambda: a @ b, reps, device)
+    return 2 * n**3 / sec / 1e12
+
+
+def _card(g: torch.nn.Module, preset: str) -> ModelCard:
+    m = get_method("mtcgan")
+    return ModelCard(
+        method="mtcgan",
+        task=m.task,
+        preset=preset,
+        generator=g.cfg,  # type: ignore[arg-type]
+        input_channels=m.channels,
+        receptive_field_px=receptive_field(g),
+        seed=0,
+    )
+
+
+def _window(side: int, seed: int = 0) -> Window:
+    """Two days of a synthetic window: day 0 clear, day 1 cloudy over its middle."""
+    rng = np.random.default_rng(seed)
+    times = np.array(["2024-06-01", "2024-06-11"], "datetime64[ns]")
+    s2 = rng.uniform(0.02, 0.4, (2, 4, side, side)).astype(np.float32)
+    s1 = rng.uniform(-22, -5, (2, 2, side, side)).astype(np.float32)
+    clear = np.ones((2, side, side), bool)
+    clear[1, side // 4 : 3 * side // 4, side // 4 : 3 * side // 4] = False
+    orbit = np.full((2, side, side), 37, np.int16)
+    return Window(times, s2, s1, clear, orbit)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: check the script")
+    ap.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    ap.add_argument("--tree", default="unknown", help="git SHA of the tree measured")
+    ap.add_argument("--dirty", action="store_true", help="the tree had uncommitted edits")
+    ap.add_argument("--out", default=os.environ.get("OUT", "."))
+    a = ap.parse_args()
+    device = torch.device(a.device)
+    preset = "test-tiny" if a.smoke else "paper"
+    chunk, reps = (64, 1) if a.smoke else (1024, 5)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    res: dict = {
+        "benchmark": "gpu_check",
+        "command": "benchmarks/gpu_check.py " + " ".join(sys.argv[1:]),
+        "machine": {
+            "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        },
+        "software": {"gapfill": __version__, "torch": torch.__version__},
+        "tree": {"git_sha": a.tree, "dirty": a.dirty},
+        "preset": preset,
+    }
+    t_start = time.perf_counter()
+    peak = peak_tflops(device, 256 if a.smoke else 8192, 3 if a.smoke else 20)
+    res["measured_peak_tflops"] = round(peak, 2)
+    res["peak_kind"] = "bf16 matmul" if device.type == "cuda" else "fp32 matmul (smoke)"
+
+    torch.manual_seed(0)
+    g = build_generator("mtcgan", preset).eval().to(device)
+    if device.type == "cuda":
+        g = g.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    halo = receptive_field(g) // 2
+    side = chunk + 2 * halo
+    channels = g.cfg.in_channels
+    models: dict[str, torch.nn.Module] = {"eager": g}
+    if not a.no_compile:
+        models["compiled"] = torch.compile(g)
+
+    # Bare forward: batches of tiles already on the device. `first_call_s`: the untimed
+    # first call (for `compiled`, the compilation for that shape).
+    bare: dict = {}
+    for name, model in models.items():
+        for tile, batch in ((256, 16), (512, 4)):
+            x = torch.randn(batch, channels, tile, tile, device=device)
+            if device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            flops = conv_flops(g, tuple(x.shape))
+
+            def run(m: torch.nn.Module = model, inp: torch.Tensor = x) -> None:
+                cuda = device.type == "cuda"
+                with torch.no_grad(), torch.autocast(device.type, torch.bfloat16, enabled=cuda):
+                    m(inp)
+
+            t0 = time.perf_counter()
+            run()
+            _sync(device)
+            first = time.perf_counter() - t0
+            sec = _seconds(run, reps, device)
+            tf = flops / sec / 1e12
+            bare[f"{name}_tile{tile}_batch{batch}"] = {
+                "s": round(sec, 5),
+                "first_call_s": round(first, 2),
+                "tflops": round(tf, 2),
+                "share_of_peak": round(tf / peak, 3),
+            }
+    res["bare_forward"] = bare
+
+    # fill's path: one chunk plus halo, numpy in and out.
+    rng = np.random.default_rng(0)
+    xin = rng.uniform(-1, 1, (1, channels, side, side)).astype(np.float32)
+    chunk_flops = conv_flops(g, (1, channels, side, side))  # tiles add their own halo
+    tiled: dict = {}
+    for name, model in models.items():
+        for tile, batch in ((256, 16), (512, 4), (chunk, 1)):
+            if tile > chunk:
+                continue
+            sec = _seconds(
+                lambda m=model, t=tile, b=batch: tiled_forward(m, xin, tile=t, halo=halo, batch=b),  # type: ignore[misc]
+                reps,
+                device,
+            )
+            tf = chunk_flops / sec / 1e12
+            tiled[f"{name}_tile{tile}_batch{batch}"] = {
+                "s_per_chunk": round(sec, 4),
+                "useful_mpx_per_s": round(chunk * chunk / sec / 1e6, 2),
+                "tflops_on_the_haloed_chunk": round(tf, 2),
+                "share_of_peak": round(tf / peak, 3),
+            }
+    res["tiled_forward_chunk"] = {"chunk": chunk, "halo": halo, "runs": tiled}
+    best = min(tiled.items(), key=lambda kv: kv[1]["s_per_chunk"])
+    chunks = math.ceil(S2_TILE_PX / chunk) ** 2
+    res["s2_tile_model_seconds"] = {
+        "chunks": chunks,
+        "best": best[0],
+        "seconds": round(chunks * best[1]["s_per_chunk"], 1),
+        "goal_s": 20,
+    }
+
+    # fill_window on the device vs on the CPU in fp32 (the product either way).
+    win = _window(128 if a.smoke else 512)
+    card = _card(g, preset)
+    here = fill_window(win, [1], [True], g, card, tile=256, batch=4)
+    g_cpu = build_generator("mtcgan", preset).eval()
+    g_cpu.load_state_dict({k: v.cpu() for k, v in g.state_dict().items()})
+    ref = fill_window(win, [1], [True], g_cpu.float(), card, tile=256, batch=4)
+    filled = np.broadcast_to((ref.status == FILLED)[:, None], ref.s2.shape)
+    assert (here.status == ref.status).all(), "the GPU and CPU passes flag different pixels"
+    diff = np.abs(here.s2 - ref.s2)[filled]
+    res["fill_window_vs_cpu_fp32"] = {
+        "max_abs_diff_reflectance": round(float(diff.max()), 6),
+        "mean_abs_diff_reflectance": round(float(diff.mean()), 7),
+        "filled_pixels_compared": int(filled.sum() // 4),
+    }
+    res["wall_s"] = round(time.perf_counter() - t_start, 1)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gpu_check.json").write_text(json.dumps(res, indent=2))
+    print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()
