@@ -74,8 +74,9 @@ def _train_epoch(d: dict) -> str:
     p = d["params"]
     return (
         f"{p['preset']}, {p['workers']} workers, {p['cube']}: median of {p['repeat']}: "
-        f"{d['median_product_epoch_s']} s vs {d['median_floor_epoch_s']} s per epoch: time "
-        f"{d['time_ratio_product_over_floor']}× the floor's"
+        f"{d['median_product_epoch_s']} s vs {d['median_floor_epoch_s']} s per epoch: "
+        f"throughput {d['throughput_ratio_product_over_floor']}× the floor's (driver's "
+        f"long − short runs: {d['throughput_ratio_driver_over_floor']}×)"
     )
 
 

@@ -273,6 +273,7 @@ def train_loop_per_worker(config: dict) -> None:
             opt_d.load_state_dict(state["opt_d"])
         start, history = int(state["epoch"]) + 1, list(state["history"])
 
+    reported_at = time.perf_counter()
     for epoch in range(start, cfg.epochs):
         _seed_epoch(cfg.seed, epoch, rank)
         sampler.set_epoch(epoch)
@@ -301,7 +302,9 @@ def train_loop_per_worker(config: dict) -> None:
         metrics["epoch"] = float(epoch)
         metrics["steps"] = float(steps)
         # Where rank 0's epoch went (seconds): reading patches into the cache (the first
-        # epoch), waiting for batches, the steps (all-reduce included), validation.
+        # epoch), waiting for batches, the steps (all-reduce included), validation; and
+        # the whole epoch, counted from the return of the previous epoch's report (so it
+        # holds that checkpoint and report: summed over epochs, the loop's wall time).
         stepped = time.perf_counter()
         metrics["seconds_read"] = round(warmed - began, 3)
         metrics["seconds_batches"] = round(waited, 3)
@@ -311,6 +314,7 @@ def train_loop_per_worker(config: dict) -> None:
                 torch.distributed.broadcast(buffer, src=0)
         metrics.update(validate(_unwrap(g), device))
         metrics["seconds_validation"] = round(time.perf_counter() - stepped, 3)
+        metrics["seconds_epoch"] = round(time.perf_counter() - reported_at, 3)
         if rank == 0:
             log.info("epoch %d/%d: %s", epoch + 1, cfg.epochs, _summary(metrics))
             history.append(metrics)
@@ -328,6 +332,7 @@ def train_loop_per_worker(config: dict) -> None:
                 reported = _report(metrics, ray.train.Checkpoint.from_directory(tmp))
         else:
             reported = _report(metrics)
+        reported_at = time.perf_counter()
         if not reported:
             return
         if fault_after is not None and epoch == int(fault_after["epoch"]) and rank == 0:

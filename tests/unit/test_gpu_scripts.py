@@ -1,0 +1,55 @@
+"""The GPU benchmark scripts run (a lent GPU machine has minutes: a script that breaks
+there wastes them): their CPU smoke modes, on tiny nets."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(script: str, *args: str, out: Path) -> dict:
+    cmd = [sys.executable, str(ROOT / "benchmarks" / script), *args, "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(next(out.glob("*.json")).read_text())
+
+
+def test_gpu_check_smoke_run_writes_every_figure(tmp_path):
+    res = _run(
+        "gpu_check.py",
+        "--device",
+        "cpu",
+        "--smoke",
+        "--no-compile",
+        "--tree",
+        "abc",
+        out=tmp_path,
+    )
+    assert res["tree"] == {"git_sha": "abc", "dirty": False}
+    assert res["measured_peak_tflops"] > 0
+    assert res["bare_forward"] and all(r["tflops"] > 0 for r in res["bare_forward"].values())
+    assert res["tiled_forward_chunk"]["runs"]
+    assert res["s2_tile_model_seconds"]["chunks"] == 172**2  # 10980 px in 64 px chunks
+    compared = res["fill_window_vs_cpu_fp32"]
+    assert compared["filled_pixels_compared"] > 0
+    assert compared["max_abs_diff_reflectance"] == 0.0  # the CPU against itself
+
+
+def test_gpu_fill_smoke_run(tmp_path):
+    res = _run(
+        "gpu_fill.py",
+        "--device",
+        "cpu",
+        "--preset",
+        "test-tiny",
+        "--chunk",
+        "64",
+        "--reps",
+        "1",
+        out=tmp_path,
+    )
+    assert res["tiled_forward"] and res["max_abs_diff_reflectance_vs_cpu_fp32"] < 1e-5
