@@ -27,9 +27,15 @@ def ray_runtime():
     in tests/reliability start theirs) and its driver listens on every interface."""
     import ray
 
+    from gapfill.train.trainer import _POLL_S, _POLL_VAR
+
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ray.init(
-        num_cpus=3, object_store_memory=200 * 1024**2, include_dashboard=False, log_to_driver=False
+        num_cpus=3,
+        object_store_memory=200 * 1024**2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {_POLL_VAR: _POLL_S}},  # as `train` starts Ray
     )
     yield
     ray.shutdown()
