@@ -39,6 +39,18 @@ def test_gpu_check_smoke_run_writes_every_figure(tmp_path):
     assert compared["max_abs_diff_reflectance"] == 0.0  # the CPU against itself
 
 
+def test_gpu_check_without_the_fill_code_estimates_the_tile(tmp_path):
+    """Where gapfill.fill cannot be imported (a bare GPU image), the generator figures
+    still come back and the tile's seconds are an estimate, said so."""
+    res = _run(
+        "gpu_check.py", "--device", "cpu", "--smoke", "--no-compile", "--skip-fill", out=tmp_path
+    )
+    assert res["fill_parts"].startswith("skipped")
+    assert "fill_window_vs_cpu_fp32" not in res
+    tile = res["s2_tile_model_seconds"]
+    assert tile["estimated_from"].startswith("the bare forward rate") and tile["seconds"] > 0
+
+
 def test_gpu_fill_smoke_run(tmp_path):
     res = _run(
         "gpu_fill.py",
