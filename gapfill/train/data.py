@@ -5,7 +5,8 @@ is clear above a threshold (the masked L1 ignores the rest). Task B samples come
 kinds: `single` (the most recent earlier day within the look-back that is clear over the
 whole patch: the paper's case) and `composite` (the per-pixel reference rule of
 `gapfill.cube.reference`, what fill meets). Pixels without a valid input or target are
-imputed and left out of the loss. Reads are lazy: a sample reads its own windows only.
+imputed and left out of the loss. Reads are lazy: a sample reads its own windows only, and
+`load_samples` reads a block of the cube once for the many samples inside it.
 """
 
 from __future__ import annotations
@@ -273,16 +274,16 @@ def load_samples(
     for (ry, rx), members in sorted(regions.items()):
         members.sort(key=lambda k: spans[k])
         block: list[int] = []
+        end = 0  # the block's last day + 1
         for k in [*members, -1]:
-            if block and (
-                k < 0 or max(spans[j][1] for j in (*block, k)) - spans[block[0]][0] > days
-            ):
+            if block and (k < 0 or max(end, spans[k][1]) - spans[block[0]][0] > days):
                 yield from _read_block(
                     ds, samples, block, spans, (ry * side, rx * side, side), cfg, task
                 )
-                block = []
+                block, end = [], 0
             if k >= 0:
                 block.append(k)
+                end = max(end, spans[k][1])
 
 
 def _span(times: np.ndarray, s: Sample, cfg: DataConfig, task: str) -> tuple[int, int]:
