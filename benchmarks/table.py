@@ -132,7 +132,6 @@ BENCHMARKS: dict[str, tuple[str, Callable[[dict], str] | None]] = {
         _fill,
     ),
     "gpu_step": ("the paper preset on a GPU: fp32 vs bf16 + channels_last", _gpu_step),
-    "gpu_fill": ("fill's tiled inference on a GPU for several tile/batch choices", None),
     "gpu_check": (
         "one GPU run: measured bf16 peak, the paper generator's share of it (eager and "
         "compiled), a 10980² tile's model seconds, `fill_window` on the GPU vs CPU fp32",

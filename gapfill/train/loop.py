@@ -194,7 +194,8 @@ class _Validation:
         totals = torch.tensor(_sums(scores) + self.base, dtype=torch.float64, device=device)
         if torch.distributed.is_initialized():
             torch.distributed.all_reduce(totals)
-        val, o1 = totals.cpu().tolist()[:4], totals.cpu().tolist()[4:]
+        sums = totals.cpu().tolist()
+        val, o1 = sums[:4], sums[4:]
         if not val[0]:
             return {}
         return {**_means("val", val), **_means("o1", o1), "val_samples": val[0]}
