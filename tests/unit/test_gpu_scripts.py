@@ -49,3 +49,26 @@ def test_gpu_check_without_the_fill_code_estimates_the_tile(tmp_path):
     assert "fill_window_vs_cpu_fp32" not in res
     tile = res["s2_tile_model_seconds"]
     assert tile["estimated_from"].startswith("the bare forward rate") and tile["seconds"] > 0
+
+
+def test_gpu_check_runs_the_fill_parts_where_dask_zarr_and_pystac_are_missing(tmp_path):
+    """The device image has torch, xarray and scipy but no Dask, Zarr, rasterio or pystac,
+    which the packages `gapfill.cube` and `gapfill.fill` import: the script still runs
+    fill's own code there (the card and `fill_window` need none of them), and says how."""
+    missing = ["dask", "distributed", "zarr", "numcodecs", "rasterio", "stackstac", "pystac"]
+    code = (
+        "import runpy, sys\n"
+        f"for m in {missing!r}: sys.modules[m] = None\n"
+        "sys.argv = sys.argv[1:]\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+    )
+    script = str(ROOT / "benchmarks" / "gpu_check.py")
+    args = [script, "--device", "cpu", "--smoke", "--no-compile", "--out", str(tmp_path)]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    res = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert res["fill_imported_via"].startswith("modules without the packages' __init__")
+    assert res["fill_window_vs_cpu_fp32"]["filled_pixels_compared"] > 0
+    assert "estimated_from" not in res["s2_tile_model_seconds"]
