@@ -9,12 +9,12 @@
 - `fill_window` (what each Dask task of `gapfill fill` runs) with a `paper` card on the
   GPU against the same call on the CPU in fp32: the largest difference in reflectance.
 
-The packages `gapfill.cube` and `gapfill.fill` import the whole stack (Dask, Zarr, pystac,
-rasterio), which the device image lacks: there they are registered without their
-`__init__`, so the modules used here load with their own imports only (xarray, scipy,
-shapely, pyproj, pydantic: carry the last three as wheels), and the JSON says so
-(`fill_imported_via`). Where even that fails, or with `--skip-fill`, the fill parts are
-skipped, said so, and the tile's seconds are estimated from the bare forward rate. The
+The device image lacks Dask, Zarr, pystac and rasterio; the modules used here do not
+import them (`gapfill.cube` and `gapfill.fill` import their stacks lazily) and need
+xarray, scipy, shapely, pyproj and pydantic (carry the last three as wheels:
+`benchmarks/gpu_wheels.sh`). Where the fill modules cannot be imported, or with
+`--skip-fill`, the fill parts are skipped, said so, and the tile's seconds are estimated
+from the bare forward rate. The
 eager figures come first and the JSON is rewritten after each part, so a run cut short
 still returns them; no `torch.compile` part starts after `--budget-s`. The copy
 on the device has no .git: pass the tree measured (`--tree "$(git rev-parse HEAD)"`).
@@ -42,31 +42,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-
-def _packages_without_their_stack() -> str:
-    """Import `gapfill.cube` and `gapfill.fill` (the card needs `gapfill.cube.reference`,
-    the fill parts `gapfill.fill.infer`); where their `__init__` needs what is not
-    installed (Dask, Zarr, rasterio, pystac on the device image), register them bare, so
-    their modules load with their own imports only. Says which was done."""
-    try:
-        import gapfill.cube
-        import gapfill.fill  # noqa: F401
-
-        return "the packages"
-    except ImportError as exc:
-        import types
-
-        root = Path(__file__).resolve().parent.parent / "gapfill"
-        for name in ("cube", "fill"):
-            for mod in [m for m in sys.modules if m.startswith(f"gapfill.{name}")]:
-                del sys.modules[mod]
-            bare = types.ModuleType(f"gapfill.{name}")
-            bare.__path__ = [str(root / name)]
-            sys.modules[f"gapfill.{name}"] = bare
-        return f"modules without the packages' __init__ ({exc})"
-
-
-IMPORTED_VIA = _packages_without_their_stack()
 
 from gapfill._provenance import __version__  # noqa: E402
 from gapfill.models import build_generator, conv_flops, get_method, receptive_field  # noqa: E402
@@ -197,7 +172,6 @@ def main() -> None:
         fill = None
         res["fill_parts"] = f"skipped: {exc}"
     else:
-        res["fill_imported_via"] = IMPORTED_VIA
         res.update(_fill_parts(fill, g, models, device, preset, chunk, halo, reps, peak, a.smoke))
     if fill is None:
         res["s2_tile_model_seconds"] = _tile_estimate(res["bare_forward"], chunk, halo)
