@@ -66,7 +66,9 @@ FAULT_ENV = "GAPFILL_FILL_FAULT_AFTER_TASKS"
 
 @dataclass
 class FillReport:
-    """What a fill did; `mpx_per_s` counts product pixels (days x area) per second."""
+    """What a fill did; `seconds` is the run's wall time without the quicklooks
+    (`quicklook_seconds`), and `mpx_per_s` counts product pixels (days x area) per one of
+    those seconds."""
 
     path: str
     run_id: str
@@ -84,6 +86,7 @@ class FillReport:
     seconds: float = 0.0
     mpx_per_s: float = 0.0
     quicklooks: list[str] = field(default_factory=list)
+    quicklook_seconds: float = 0.0
     item: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -549,18 +552,13 @@ def _fill(
                 from gapfill.fill.item import write_item
 
                 report.item = write_item(out.location, out.options)
-    report.seconds = round(time.perf_counter() - t_start, 2)
+            if cfg.quicklooks and todo and out.remote:
+                log.info("quicklooks are written beside local products only: none for %s", out)
+            elif cfg.quicklooks and todo:
+                _quicklooks(client, out.location, [days[t] for t, _ in todo], report)
+    report.seconds = round(time.perf_counter() - t_start - report.quicklook_seconds, 2)
     area = len(todo) * grid.shape[0] * grid.shape[1]
     report.mpx_per_s = round(area / 1e6 / max(report.seconds, 1e-9), 3)
-    if cfg.quicklooks and todo and out.remote:
-        log.info("quicklooks are written beside local products only: none for %s", out)
-    elif cfg.quicklooks and todo:
-        from gapfill.fill.quicklook import quicklook, quicklook_dir
-
-        for t, _ in todo:
-            png = quicklook_dir(out.location) / f"{days[t]}.png"
-            quicklook(out.location, days[t], png)
-            report.quicklooks.append(str(png))
     log.info(
         "filled %d days, copied %d, skipped %d: %d px filled, %d unfilled, %.2f Mpx/s",
         len(report.days_filled),
@@ -571,6 +569,18 @@ def _fill(
         report.mpx_per_s,
     )
     return report
+
+
+def _quicklooks(client: Any, location: str, days: list[str], report: FillReport) -> None:
+    """One PNG per day, a Dask task each (each reads its whole day of product and cube),
+    while the run's day locks are held; the days are complete whatever happens here."""
+    from gapfill.fill.quicklook import quicklook, quicklook_dir
+
+    t0 = time.perf_counter()
+    pngs = [str(quicklook_dir(location) / f"{day}.png") for day in days]
+    futures = client.map(quicklook, [location] * len(days), days, pngs, pure=False)
+    report.quicklooks = [str(png) for png in client.gather(futures)]
+    report.quicklook_seconds = round(time.perf_counter() - t0, 2)
 
 
 def _cuda_available() -> bool:
