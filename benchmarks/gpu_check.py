@@ -167,14 +167,15 @@ def main() -> None:
     try:
         if a.skip_fill:
             raise ImportError("--skip-fill")
-        fill = _import_fill()
+        import gapfill.fill.infer  # noqa: F401  (fill's own imports: xarray, scipy, shapely)
+
+        fill = True
     except ImportError as exc:
-        fill = None
+        fill = False
         res["fill_parts"] = f"skipped: {exc}"
-    else:
-        res.update(_fill_parts(fill, g, models, device, preset, chunk, halo, reps, peak, a.smoke))
-    if fill is None:
         res["s2_tile_model_seconds"] = _tile_estimate(res["bare_forward"], chunk, halo)
+    if fill:
+        res.update(_fill_parts(g, models, device, preset, chunk, halo, reps, peak, a.smoke))
     save()
 
     if a.no_compile:
@@ -184,21 +185,12 @@ def main() -> None:
         models = {"compiled": torch.compile(g)}
         res["bare_forward"].update(_bare(models, device, reps, peak, deadline))
         save()
-        if fill is not None:
-            more = _tiled(fill, g, models, device, chunk, halo, reps, peak, deadline)
+        if fill:
+            more = _tiled(g, models, device, chunk, halo, reps, peak, deadline)
             res["tiled_forward_chunk"]["runs"].update(more)
             res["s2_tile_model_seconds"] = _tile_seconds(res["tiled_forward_chunk"]["runs"], chunk)
     save()
     print(json.dumps(res, indent=2))
-
-
-def _import_fill() -> dict:
-    """fill's `tiled_forward`, `fill_window` and `FILLED` (ImportError where even its
-    modules' own imports are missing)."""
-    from gapfill.fill.infer import fill_window, tiled_forward
-    from gapfill.fill.product import FILLED
-
-    return {"fill_window": fill_window, "tiled_forward": tiled_forward, "FILLED": FILLED}
 
 
 def _bare(
@@ -244,7 +236,6 @@ def _bare(
 
 
 def _fill_parts(
-    fill: dict,
     g: torch.nn.Module,
     models: dict[str, torch.nn.Module],
     device: torch.device,
@@ -257,20 +248,23 @@ def _fill_parts(
 ) -> dict:
     """fill's own code: `tiled_forward` on a chunk, the tile's seconds from it, and
     `fill_window` here against the CPU in fp32."""
-    runs = _tiled(fill, g, models, device, chunk, halo, reps, peak)
+    from gapfill.fill.infer import fill_window
+    from gapfill.fill.product import FILLED
+
+    runs = _tiled(g, models, device, chunk, halo, reps, peak)
     res: dict = {"tiled_forward_chunk": {"chunk": chunk, "halo": halo, "runs": runs}}
     res["s2_tile_model_seconds"] = _tile_seconds(runs, chunk)
 
     # fill_window on the device vs on the CPU in fp32 (the product either way).
     win = _window(128 if smoke else 384)
     card = _card(g, preset)
-    here = fill["fill_window"](win, [1], [True], g, card, tile=256, batch=4)
+    here = fill_window(win, [1], [True], g, card, tile=256, batch=4)
     g_cpu = build_generator("mtcgan", preset).eval()
     g_cpu.load_state_dict({k: v.cpu() for k, v in g.state_dict().items()})
     t0 = time.perf_counter()
-    ref = fill["fill_window"](win, [1], [True], g_cpu.float(), card, tile=256, batch=4)
+    ref = fill_window(win, [1], [True], g_cpu.float(), card, tile=256, batch=4)
     cpu_s = time.perf_counter() - t0
-    filled = np.broadcast_to((ref.status == fill["FILLED"])[:, None], ref.s2.shape)
+    filled = np.broadcast_to((ref.status == FILLED)[:, None], ref.s2.shape)
     assert (here.status == ref.status).all(), "the GPU and CPU passes flag different pixels"
     diff = np.abs(here.s2 - ref.s2)[filled]
     res["fill_window_vs_cpu_fp32"] = {
@@ -284,7 +278,6 @@ def _fill_parts(
 
 
 def _tiled(
-    fill: dict,
     g: torch.nn.Module,
     models: dict[str, torch.nn.Module],
     device: torch.device,
@@ -295,12 +288,13 @@ def _tiled(
     deadline: float = math.inf,
 ) -> dict:
     """fill's path: one chunk plus halo, numpy in and out, through `tiled_forward`."""
+    from gapfill.fill.infer import tiled_forward
+
     channels = g.cfg.in_channels  # type: ignore[union-attr]
     side = chunk + 2 * halo
     rng = np.random.default_rng(0)
     xin = rng.uniform(-1, 1, (1, channels, side, side)).astype(np.float32)
     chunk_flops = conv_flops(g, (1, channels, side, side))  # tiles add their own halo
-    tiled_forward = fill["tiled_forward"]
     runs: dict = {}
     for name, model in models.items():
         for tile, batch in ((256, 16), (512, 4), (chunk, 1)):
