@@ -93,6 +93,15 @@ def _fill(d: dict) -> str:
     )
 
 
+def _quicklooks(d: dict) -> str:
+    p, m = d["params"], d["median_s"]
+    return (
+        f"{p['size']}² × {p['days']} days, {p['workers']} workers, median of {p['repeat']}: "
+        f"{m['cluster_s']} s vs {m['serial_driver_s']} s one day after another: time "
+        f"{d['time_ratio_cluster_over_serial']}× the serial loop's"
+    )
+
+
 def _gpu_step(d: dict) -> str:
     return (
         f"{d['device']}, paper preset: {d['train_step_s_batch1_bf16_cl'] * 1000:.1f} ms/step "
@@ -130,6 +139,11 @@ BENCHMARKS: dict[str, tuple[str, Callable[[dict], str] | None]] = {
         "same Dask worker and in a fresh plain process, alternating (--parts nocal: without "
         "day calibration)",
         _fill,
+    ),
+    "quicklooks": (
+        "fill's quicklooks as Dask tasks on the run's cluster vs the same calls one day after "
+        "another in the driver (before)",
+        _quicklooks,
     ),
     "gpu_step": ("the paper preset on a GPU: fp32 vs bf16 + channels_last", _gpu_step),
     "gpu_check": (
