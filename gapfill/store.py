@@ -38,6 +38,8 @@ WRITE_EMPTY_CHUNKS = True
 CUBE, PRODUCT = "cube", "filled product"
 CUBE_CONTRACT_ATTR = "cube_contract_version"
 PRODUCT_CONTRACT_ATTR = "product_contract_version"
+# A product's attr: the cube it was filled from (named when a product is given as a cube).
+SOURCE_CUBE_ATTR = "cube"
 
 
 def kind_of(attrs: Mapping[str, Any]) -> str | None:

@@ -281,21 +281,21 @@ def _attrs(cfg: CubeConfig, aoi: AOI, grid: Grid, s2p: SensorProfile, s1p: Senso
         store.CUBE_CONTRACT_ATTR: layout.CUBE_CONTRACT_VERSION,
         layout.CUBE_ID: uuid.uuid4().hex,
         layout.EVERY_CHUNK: True,
-        "aoi": json.dumps(aoi.geojson),
-        "epsg": grid.epsg,
-        "resolution": grid.resolution,
-        "bounds": list(grid.bounds),
+        layout.AOI_ATTR: json.dumps(aoi.geojson),
+        layout.EPSG_ATTR: grid.epsg,
+        layout.RESOLUTION_ATTR: grid.resolution,
+        layout.BOUNDS_ATTR: list(grid.bounds),
         "providers": json.dumps({"s2": s2p.model_dump(), "s1": s1p.model_dump()}),
-        "search": cfg.model_dump_json(),
-        "max_gap_days": cfg.max_gap_days,
+        layout.SEARCH_ATTR: cfg.model_dump_json(),
+        layout.MAX_GAP_ATTR: cfg.max_gap_days,
         "clear_classes": list(cfg.clear_classes),
         "cloud_classes_dilated": list(cfg.cloud_classes),
         "dilation_m": cfg.dilation_m,
         "despeckle": cfg.despeckle,
         LEE_FILTER_ATTR: LEE_FILTER,
         "items_per_day": "{}",
-        "skipped_items": "{}",
-        "dropped_days": "{}",
+        layout.SKIPPED_ITEMS_ATTR: "{}",
+        layout.DROPPED_DAYS_ATTR: "{}",
         "software_version": __version__,
         "git_sha": git_sha(),
     }
@@ -337,7 +337,7 @@ def _settings_of_store(existing: xr.Dataset, cfg: CubeConfig, path: str) -> Cube
             f"{path} holds bands {list(bands)} and polarisations {list(pols)}, not "
             f"{list(S2_BANDS)} and {list(S1_POLS)}: choose another --out"
         )
-    stored = CubeConfig.model_validate_json(str(existing.attrs["search"]))
+    stored = CubeConfig.model_validate_json(str(existing.attrs[layout.SEARCH_ATTR]))
     if stored.despeckle == "lee" and existing.attrs.get(LEE_FILTER_ATTR) != LEE_FILTER:
         raise InputError(
             f"{path} was despeckled by an earlier Lee filter (it mixed scenes and "
@@ -376,7 +376,7 @@ def _same_grid(existing: xr.Dataset, grid: Grid, aoi: AOI, path: str) -> None:
             f"{path} is a cube of another grid (EPSG:{old.epsg}, {old.bounds}); "
             "choose another --out or the same AOI and --epsg"
         )
-    if json.loads(existing.attrs["aoi"]) != json.loads(json.dumps(aoi.geojson)):
+    if json.loads(existing.attrs[layout.AOI_ATTR]) != json.loads(json.dumps(aoi.geojson)):
         raise InputError(f"{path} is a cube of another AOI: choose another --out")
 
 
@@ -684,8 +684,8 @@ def _build_cube(
                 "all variables" if names == layout.DAY_VARS else "S1 re-matched",
             )
         with clock.phase("metadata"):
-            days_store.update_json_attr(group, "skipped_items", report.skipped_items)
-            days_store.update_json_attr(group, "dropped_days", report.days_dropped)
+            days_store.update_json_attr(group, layout.SKIPPED_ITEMS_ATTR, report.skipped_items)
+            days_store.update_json_attr(group, layout.DROPPED_DAYS_ATTR, report.days_dropped)
             group.attrs["software_version"] = __version__
             group.attrs["git_sha"] = git_sha()
             days_store.consolidate()

@@ -45,13 +45,13 @@ def cube_info(path: str | Path, storage_options: dict[str, Any] | None = None) -
         )
     return {
         "path": shown(location),
-        "epsg": int(ds.attrs["epsg"]),
+        "epsg": int(ds.attrs[layout.EPSG_ATTR]),
         "shape": [int(ds.sizes["y"]), int(ds.sizes["x"])],
-        "resolution": float(ds.attrs["resolution"]),
+        "resolution": float(ds.attrs[layout.RESOLUTION_ATTR]),
         "days": days,
         "n_days": len(days),
         "n_complete": sum(d["complete"] for d in days),
-        "skipped_items": json.loads(ds.attrs.get("skipped_items", "{}")),
-        "dropped_days": json.loads(ds.attrs.get("dropped_days", "{}")),
+        "skipped_items": json.loads(ds.attrs.get(layout.SKIPPED_ITEMS_ATTR, "{}")),
+        "dropped_days": json.loads(ds.attrs.get(layout.DROPPED_DAYS_ATTR, "{}")),
         "size_on_disk_mb": round(_size_on_disk(location, storage_options) / 1e6, 2),
     }

@@ -52,6 +52,14 @@ __all__ = [
     "consolidate",
     "CUBE_ID",
     "EVERY_CHUNK",
+    "AOI_ATTR",
+    "EPSG_ATTR",
+    "RESOLUTION_ATTR",
+    "BOUNDS_ATTR",
+    "SEARCH_ATTR",
+    "MAX_GAP_ATTR",
+    "SKIPPED_ITEMS_ATTR",
+    "DROPPED_DAYS_ATTR",
 ]
 
 CUBE_CONTRACT_VERSION = "1"
@@ -60,6 +68,11 @@ CUBE_ID = "cube_id"
 # Set on cubes whose day writes store every chunk (even all-empty ones): a missing chunk of a
 # complete day is then damage (`gapfill cube check`).
 EVERY_CHUNK = "every_chunk_written"
+# The cube group's attrs that other stages read: its grid (`grid_of`; a product copies them),
+# the area and search it was built for, and what the build left out.
+AOI_ATTR, EPSG_ATTR, RESOLUTION_ATTR, BOUNDS_ATTR = "aoi", "epsg", "resolution", "bounds"
+SEARCH_ATTR, MAX_GAP_ATTR = "search", "max_gap_days"
+SKIPPED_ITEMS_ATTR, DROPPED_DAYS_ATTR = "skipped_items", "dropped_days"
 
 S2, CLEAR, S1, S1_DT, S1_ORBIT, COMPLETE = "s2", "clear", "s1", "s1_dt", "s1_orbit", "complete"
 SPATIAL_REF = "spatial_ref"
@@ -203,8 +216,9 @@ def encoding(chunk: int, grid: Grid) -> dict[str, dict[str, Any]]:
 
 def grid_of(ds: xr.Dataset) -> Grid:
     """The grid a cube (or product) was written on, from its attrs."""
-    minx, miny, maxx, maxy = (float(v) for v in ds.attrs["bounds"])
-    return Grid(int(ds.attrs["epsg"]), float(ds.attrs["resolution"]), (minx, miny, maxx, maxy))
+    minx, miny, maxx, maxy = (float(v) for v in ds.attrs[BOUNDS_ATTR])
+    epsg, resolution = int(ds.attrs[EPSG_ATTR]), float(ds.attrs[RESOLUTION_ATTR])
+    return Grid(epsg, resolution, (minx, miny, maxx, maxy))
 
 
 def check_region_aligned(
@@ -265,7 +279,11 @@ def open_cube(
         store.CUBE,
         where,
         "give a cube made by 'gapfill build-cube'"
-        + (f" (this product's cube: {ds.attrs['cube']})" if "cube" in ds.attrs else ""),
+        + (
+            f" (this product's cube: {ds.attrs[store.SOURCE_CUBE_ATTR]})"
+            if store.SOURCE_CUBE_ATTR in ds.attrs
+            else ""
+        ),
     )
     if ds.attrs.get(store.CUBE_CONTRACT_ATTR) != CUBE_CONTRACT_VERSION:
         raise InputError(f"{where} is not a gapfill cube of contract {CUBE_CONTRACT_VERSION}")

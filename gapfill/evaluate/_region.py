@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from gapfill.cube import layout
+
 
 def region_mask(ds: xr.Dataset, region: str | None) -> np.ndarray:
     """(y, x) bool: pixel centres inside `region` (AOI text: bbox, WKT or GeoJSON file);
@@ -16,7 +18,7 @@ def region_mask(ds: xr.Dataset, region: str | None) -> np.ndarray:
 
     from gapfill.grid import parse_aoi
 
-    to_grid = Transformer.from_crs(4326, int(ds.attrs["epsg"]), always_xy=True)
+    to_grid = Transformer.from_crs(4326, int(ds.attrs[layout.EPSG_ATTR]), always_xy=True)
     geom = shapely.transform(
         parse_aoi(region).geometry.segmentize(0.01), to_grid.transform, interleaved=False
     )

@@ -24,6 +24,7 @@ from torchmetrics.functional.image import (
     structural_similarity_index_measure,
 )
 
+from gapfill import store
 from gapfill.bands import S2_BANDS
 from gapfill.cube import layout
 from gapfill.cube.reference import compose_reference, pick_reference
@@ -86,8 +87,8 @@ def score_against_truth(
     given: e.g. the region held out of training): the product and the O1 baseline."""
     ds = xr.open_zarr(filled)
     inside = region_mask(ds, region)
-    cube = layout.open_cube(ds.attrs["cube"], chunks=None)
-    card = ModelCard.model_validate_json(ds.attrs["model_card"])
+    cube = layout.open_cube(ds.attrs[store.SOURCE_CUBE_ATTR], chunks=None)
+    card = ModelCard.model_validate_json(ds.attrs[product.MODEL_CARD_ATTR])
     rng = card.normalisation.reflectance_max
     truth = _truth(Path(world), tuple(layout.grid_of(ds).bounds))
     times = cube["time"].values

@@ -46,6 +46,15 @@ __all__ = [
     "REFERENCE_DT_MISSING",
     "DAY_INPUTS_ATTR",
     "PIPELINE_ATTR",
+    "FILL_METHOD_ATTR",
+    "USES_LATER_DAYS_ATTR",
+    "CALIBRATION_ATTR",
+    "METHOD_CHOICE_ATTR",
+    "MODEL_RUN_ATTR",
+    "MODEL_SHA256_ATTR",
+    "MODEL_CARD_ATTR",
+    "FILL_RUNS_ATTR",
+    "FILL_RUNS_DROPPED_ATTR",
     "product_template",
     "product_encoding",
 ]
@@ -67,6 +76,14 @@ REFERENCE_DT_MISSING = -1
 DAY_INPUTS_ATTR = "day_inputs"
 # Attr of a cube or product kept by `gapfill run`: the region spec's name that owns it.
 PIPELINE_ATTR = "pipeline"
+# How the product was filled (checked when a run adds days, shown in its STAC item): the
+# method ("model" or a baseline), whether fills read later days, day calibration (JSON),
+# the evaluation's method choice, and the model (its run folder, weights' sha256, card JSON).
+FILL_METHOD_ATTR, USES_LATER_DAYS_ATTR = "fill_method", "uses_later_days"
+CALIBRATION_ATTR, METHOD_CHOICE_ATTR = "calibration", "method_choice"
+MODEL_RUN_ATTR, MODEL_SHA256_ATTR, MODEL_CARD_ATTR = "model_run", "model_sha256", "model_card"
+# JSON list of the last runs (config, days filled/copied/skipped), and how many were dropped.
+FILL_RUNS_ATTR, FILL_RUNS_DROPPED_ATTR = "fill_runs", "fill_runs_dropped"
 
 _ATTRS: dict[str, dict[str, Any]] = {
     S2: {

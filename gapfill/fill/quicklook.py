@@ -79,7 +79,7 @@ def quicklook(filled: str | Path, day: str, png: str | Path) -> Path:
     space = {"y": slice(None, None, step), "x": slice(None, None, step)}
     after = ds[product.S2].isel(time=t, **space)
     status = np.asarray(ds[product.STATUS].isel(time=t, **space).values)
-    cube_path = ds.attrs.get("cube", "")
+    cube_path = ds.attrs.get(store.SOURCE_CUBE_ATTR, "")
     if cube_path and Path(cube_path).exists():
         before = layout.open_cube(cube_path)[layout.S2].sel(time=ds["time"].values[t]).isel(space)
     else:

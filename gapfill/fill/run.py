@@ -152,23 +152,30 @@ def _select_days(cfg: FillConfig, times: np.ndarray) -> list[int]:
 
 
 def _attrs(cfg: FillConfig, cube: xr.Dataset, card: ModelCard | None, sha: str) -> dict[str, Any]:
-    keep = ("aoi", "epsg", "resolution", "bounds", "max_gap_days", store.CUBE_CONTRACT_ATTR)
+    keep = (
+        layout.AOI_ATTR,
+        layout.EPSG_ATTR,
+        layout.RESOLUTION_ATTR,
+        layout.BOUNDS_ATTR,
+        layout.MAX_GAP_ATTR,
+        store.CUBE_CONTRACT_ATTR,
+    )
     return {
         store.PRODUCT_CONTRACT_ATTR: product.PRODUCT_CONTRACT_VERSION,
         **{k: cube.attrs[k] for k in keep if k in cube.attrs},
-        "cube": cfg.cube,
+        store.SOURCE_CUBE_ATTR: cfg.cube,
         layout.CUBE_ID: cube.attrs.get(layout.CUBE_ID, ""),
-        "fill_method": cfg.method,
-        "uses_later_days": BASELINES[cfg.method].uses_later_days
+        product.FILL_METHOD_ATTR: cfg.method,
+        product.USES_LATER_DAYS_ATTR: BASELINES[cfg.method].uses_later_days
         if cfg.method != "model"
         else card is not None and card.reference.rule == "both",
-        "calibration": cfg.calibration.model_dump_json(),
-        "method_choice": cfg.method_choice,
-        "model_run": cfg.model or "",
-        "model_sha256": sha,
-        "model_card": card.model_dump_json() if card is not None else "",
+        product.CALIBRATION_ATTR: cfg.calibration.model_dump_json(),
+        product.METHOD_CHOICE_ATTR: cfg.method_choice,
+        product.MODEL_RUN_ATTR: cfg.model or "",
+        product.MODEL_SHA256_ATTR: sha,
+        product.MODEL_CARD_ATTR: card.model_dump_json() if card is not None else "",
         product.UNCERTAINTY_ATTR: cfg.uncertainty or 0,
-        "fill_runs": "[]",
+        product.FILL_RUNS_ATTR: "[]",
         "software_version": __version__,
         "git_sha": git_sha(),
     }
@@ -299,26 +306,29 @@ def _open_or_create(
             )
         if layout.grid_of(existing) != grid:
             raise InputError(
-                f"{out} belongs to another cube grid (EPSG:{existing.attrs['epsg']}, "
-                f"{existing.attrs['bounds']}): choose another --out"
+                f"{out} belongs to another cube grid (EPSG:{existing.attrs[layout.EPSG_ATTR]}, "
+                f"{existing.attrs[layout.BOUNDS_ATTR]}): choose another --out"
             )
         old = existing["time"].values
         if len(old) > len(times) or not np.array_equal(old, times[: len(old)]):
             raise InputError(f"{out} was made from a cube with other days: choose another --out")
         _same_cube(existing.attrs, attrs, out)
-        method = existing.attrs.get("fill_method", "model")
-        if method != attrs["fill_method"]:
+        method = existing.attrs.get(product.FILL_METHOD_ATTR, "model")
+        if method != attrs[product.FILL_METHOD_ATTR]:
             raise InputError(
-                f"{out} was filled with --method {method}, not {attrs['fill_method']}: "
+                f"{out} was filled with --method {method}, not {attrs[product.FILL_METHOD_ATTR]}: "
                 "fill into another --out"
             )
-        before = existing.attrs.get("calibration", Calibration(enabled=False).model_dump_json())
+        before = existing.attrs.get(
+            product.CALIBRATION_ATTR, Calibration(enabled=False).model_dump_json()
+        )
         if Calibration.model_validate_json(before) != Calibration.model_validate_json(
-            attrs["calibration"]
+            attrs[product.CALIBRATION_ATTR]
         ):
             raise InputError(
-                f"{out} was filled with calibration {before}, not {attrs['calibration']}: "
-                "use the same --calibrate setting or fill into another --out"
+                f"{out} was filled with calibration {before}, not "
+                f"{attrs[product.CALIBRATION_ATTR]}: use the same --calibrate setting or fill "
+                "into another --out"
             )
         passes = int(existing.attrs.get(product.UNCERTAINTY_ATTR, 0))
         if passes != int(attrs.get(product.UNCERTAINTY_ATTR, 0)):
@@ -327,22 +337,28 @@ def _open_or_create(
                 + (f"with --uncertainty {passes}" if passes else "without --uncertainty")
                 + ": fill it the same way, or into another --out"
             )
-        if existing.attrs.get("model_sha256") != sha and replace_model:
+        if existing.attrs.get(product.MODEL_SHA256_ATTR) != sha and replace_model:
             group = out.group()
-            for key in ("model_sha256", "model_card", "model_run", "uses_later_days"):
+            for key in (
+                product.MODEL_SHA256_ATTR,
+                product.MODEL_CARD_ATTR,
+                product.MODEL_RUN_ATTR,
+                product.USES_LATER_DAYS_ATTR,
+            ):
                 group.attrs[key] = attrs[key]
             out.consolidate()
             log.info(
                 "%s: model %s replaces %s (each day records its own)",
                 out,
                 sha[:12],
-                str(existing.attrs.get("model_sha256", "?"))[:12],
+                str(existing.attrs.get(product.MODEL_SHA256_ATTR, "?"))[:12],
             )
             existing = out.open()
-        if existing.attrs.get("model_sha256") != sha:
+        if existing.attrs.get(product.MODEL_SHA256_ATTR) != sha:
             raise InputError(
-                f"{out} was filled by model {existing.attrs.get('model_sha256', '?')[:12]}, "
-                f"not {sha[:12]}: fill into another --out"
+                f"{out} was filled by model "
+                f"{existing.attrs.get(product.MODEL_SHA256_ATTR, '?')[:12]}, not {sha[:12]}: "
+                "fill into another --out"
             )
         if len(old) < len(times):
             new = product.product_template(
@@ -358,11 +374,16 @@ def _same_cube(have: dict[str, Any], want: dict[str, Any], out: store.DayStore) 
     """A product holds the days of one cube: refuse another cube (by its id; by its location
     for cubes made before ids existed), even on the same grid and days."""
     mine, theirs = have.get(layout.CUBE_ID, ""), want.get(layout.CUBE_ID, "")
-    same = mine == theirs if (mine or theirs) else have.get("cube") == want.get("cube")
+    same = (
+        mine == theirs
+        if (mine or theirs)
+        else have.get(store.SOURCE_CUBE_ATTR) == want.get(store.SOURCE_CUBE_ATTR)
+    )
     if not same:
         raise InputError(
-            f"{out} was filled from cube {have.get('cube', '?')} (id {mine or '-'}), not "
-            f"{want['cube']} (id {theirs or '-'}): fill into another --out"
+            f"{out} was filled from cube {have.get(store.SOURCE_CUBE_ATTR, '?')} "
+            f"(id {mine or '-'}), not {want[store.SOURCE_CUBE_ATTR]} (id {theirs or '-'}): "
+            "fill into another --out"
         )
 
 
@@ -523,7 +544,7 @@ def _fill(
             with _store_lock(out):
                 # Re-read under the lock: another run may have appended since we opened.
                 group = out.group()
-                runs = json.loads(str(group.attrs.get("fill_runs", "[]")))
+                runs = json.loads(str(group.attrs.get(product.FILL_RUNS_ATTR, "[]")))
                 runs.append(
                     {
                         "run_id": report.run_id,
@@ -537,10 +558,12 @@ def _fill(
                     }
                 )
                 if len(runs) > FILL_RUNS_KEPT:
-                    dropped = int(group.attrs.get("fill_runs_dropped", 0))
-                    group.attrs["fill_runs_dropped"] = dropped + len(runs) - FILL_RUNS_KEPT
+                    dropped = int(group.attrs.get(product.FILL_RUNS_DROPPED_ATTR, 0))
+                    group.attrs[product.FILL_RUNS_DROPPED_ATTR] = (
+                        dropped + len(runs) - FILL_RUNS_KEPT
+                    )
                     runs = runs[-FILL_RUNS_KEPT:]
-                group.attrs["fill_runs"] = json.dumps(runs)
+                group.attrs[product.FILL_RUNS_ATTR] = json.dumps(runs)
                 inputs = json.loads(str(group.attrs.get(product.DAY_INPUTS_ATTR, "{}")))
                 rule = reach(cfg.method, card, cfg.horizon_days)
                 times = cube["time"].values

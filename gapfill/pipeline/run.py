@@ -144,7 +144,7 @@ def plan_fills(spec: RegionSpec, window: tuple[dt.date, dt.date]) -> dict[str, s
         assert isinstance(flags, zarr.Array)
         done = np.asarray(flags[:], bool)
         inputs = json.loads(str(prod_attrs.get(product.DAY_INPUTS_ATTR, "{}")))
-        prod_model = str(prod_attrs.get("model_sha256", ""))
+        prod_model = str(prod_attrs.get(product.MODEL_SHA256_ATTR, ""))
     else:
         done, inputs, prod_model = np.zeros(0, bool), {}, ""
     card = load_card(spec.model) if spec.method == "model" and spec.model else None

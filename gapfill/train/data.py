@@ -148,7 +148,7 @@ def build_index(cfg: DataConfig, task: Literal["A", "B"]) -> PatchIndex:
                 f"cube {path} ({ds.sizes['y']}x{ds.sizes['x']} px) is smaller than one "
                 f"{cfg.patch} px patch: use a smaller --patch"
             )
-        epsg = int(ds.attrs["epsg"])
+        epsg = int(ds.attrs[layout.EPSG_ATTR])
         train_geom, test_geom = _region(cfg.train_region, epsg), _region(cfg.test_region, epsg)
         complete = ds[layout.COMPLETE].values
         # Shares of the observed pixels: a nodata border is no reason to drop a patch.
