@@ -72,11 +72,21 @@ def _train_step(d: dict) -> str:
 
 def _train_epoch(d: dict) -> str:
     p = d["params"]
+
+    def layout(name: str, r: dict) -> str:
+        split = r["median_split_s"]
+        return (
+            f"{p['layouts'][name]}: {r['median_epoch_s']} s, throughput "
+            f"{r['throughput_ratio_over_floor']}× the floor's (driver's long − short runs: "
+            f"{r['throughput_ratio_driver_over_floor']}×; rank 0: steps "
+            f"{split['seconds_steps']} s, validation {split['seconds_validation']} s, batches "
+            f"{split['seconds_batches']} s)"
+        )
+
+    layouts = "; ".join(layout(k, r) for k, r in d["layouts"].items())
     return (
-        f"{p['preset']}, {p['workers']} workers, {p['cube']}: median of {p['repeat']}: "
-        f"{d['median_product_epoch_s']} s vs {d['median_floor_epoch_s']} s per epoch: "
-        f"throughput {d['throughput_ratio_product_over_floor']}× the floor's (driver's "
-        f"long − short runs: {d['throughput_ratio_driver_over_floor']}×)"
+        f"{p['preset']}, {p['cube']}, global batch {p['global_batch']}, {p['cpus']} CPUs, "
+        f"median of {p['repeat']}: floor {d['median_floor_epoch_s']} s per epoch; {layouts}"
     )
 
 
@@ -134,6 +144,10 @@ BENCHMARKS: dict[str, tuple[str, Callable[[dict], str] | None]] = {
         "steps in a plain process from memory",
         _train_epoch,
     ),
+    "train_epoch-cpu-small": (
+        "the same at the cpu-small preset (`--preset cpu-small --long 4`)",
+        _train_epoch,
+    ),
     "fill": (
         "`gapfill fill` end to end vs the bare generator on the same haloed windows, in the "
         "same Dask worker and in a fresh plain process, alternating (--parts nocal: without "
@@ -155,7 +169,8 @@ BENCHMARKS: dict[str, tuple[str, Callable[[dict], str] | None]] = {
 
 
 def table() -> str:
-    """Markdown: one row per benchmark script, its latest figures and the tree measured."""
+    """Markdown: one row per stored result (a script, or a script with other options), its
+    latest figures and the tree measured."""
     lines = [
         "| script | compares | latest figures (from results/NAME.json) |",
         "| --- | --- | --- |",
@@ -167,7 +182,8 @@ def table() -> str:
         else:
             d = json.loads(path.read_text())
             cell = f"{figures(d)} ({_tree(d)})"
-        lines.append(f"| `{name}.py` | {compares} | {cell} |")
+        script = name.split("-")[0]  # NAME-VARIANT.json: the same script, other options
+        lines.append(f"| `{script}.py` | {compares} | {cell} |")
     return "\n".join(lines)
 
 

@@ -177,6 +177,7 @@ def _train_config(cfg: ExperimentConfig, spec: RunSpec, out: Path, cubes: dict, 
         method=spec.method,
         preset=cfg.preset,
         workers=cfg.workers,
+        cpus_per_worker=1.0,  # `--parallel` runs share the CPUs (`_runs_at_once`)
         seed=cfg.seed,
         **extra,
     )
@@ -232,7 +233,7 @@ def _runs_at_once(parallel: int, one: TrainConfig) -> int:
 
     if one.ray_address:
         return parallel
-    per_run = one.workers * one.cpus_per_worker
+    per_run = one.workers * one.cpus
     fits = max(1, int(ray.cluster_resources().get("CPU", 1) // per_run))
     if fits < parallel:
         log.info("--parallel %d: %d runs at once, what this machine's CPUs hold", parallel, fits)

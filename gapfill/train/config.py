@@ -72,7 +72,13 @@ class TrainConfig(BaseModel):
     betas: tuple[float, float] = (0.5, 0.999)
     workers: int = Field(2, ge=1)
     gpus_per_worker: float = Field(0.0, ge=0)
-    cpus_per_worker: float = Field(1.0, gt=0)
+    cpus_per_worker: float | None = Field(
+        None,
+        gt=0,
+        description="CPUs (torch threads) per worker; default: on a local Ray, its CPUs "
+        "shared among the workers (a 16-core machine used 2 of them with 2 workers of one "
+        "CPU each); on a cluster (ray_address), 1",
+    )
     seed: int = 0
     ray_address: str | None = None
     keep_checkpoints: int = Field(2, ge=1)
@@ -109,6 +115,11 @@ class TrainConfig(BaseModel):
         )
         checkpoints = None if self.checkpoints is None else shown(self.checkpoints)
         return self.model_copy(update={"data": data, "checkpoints": checkpoints})
+
+    @property
+    def cpus(self) -> float:
+        """CPUs per worker once `train` has resolved the default (1 before)."""
+        return self.cpus_per_worker or 1.0
 
     @property
     def both(self) -> bool:

@@ -229,7 +229,7 @@ def train_loop_per_worker(config: dict) -> None:
         # for this worker: two workers on two cores ran 2 threads each, and their spinning
         # made small steps slow (a cpu-tiny epoch on the demo's synthetic cube: 10 s, 2.2 s
         # with one thread each).
-        torch.set_num_threads(max(1, int(cfg.cpus_per_worker)))
+        torch.set_num_threads(max(1, int(cfg.cpus)))
     method = get_method(cfg.method)
     index = build_index(cfg.data, method.task)
     dataset = PatchSet(index.train, cfg, method.task, train=True)

@@ -404,11 +404,30 @@ def _fit(trainer: Any) -> Any:
             signal.signal(signal.SIGINT, previous)
 
 
+def _with_cpus(cfg: TrainConfig) -> TrainConfig:
+    """`cfg` with `cpus_per_worker` set: when left out, a local Ray's CPUs (the running
+    one's, else this machine's) shared among the workers, whole CPUs, at least one each;
+    on a cluster (`ray_address`) 1, as Ray Train's default (nodes may differ in size)."""
+    if cfg.cpus_per_worker is not None:
+        return cfg
+    cpus = 1.0
+    if not cfg.ray_address:
+        import ray
+
+        if ray.is_initialized():
+            total = int(ray.cluster_resources().get("CPU", 1))
+        else:
+            total = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+            total = total or os.cpu_count() or 1
+        cpus = float(max(1, total // cfg.workers))
+    return cfg.model_copy(update={"cpus_per_worker": cpus})
+
+
 @contextlib.contextmanager
 def ray_session(cfg: TrainConfig) -> Iterator[None]:
     """Ray connected (or started, as `train` would for `cfg`) for the block: several
     `train` calls inside share one Ray instead of starting one each."""
-    started = _ray(cfg.ray_address, cfg.workers * cfg.cpus_per_worker)
+    started = _ray(cfg.ray_address, cfg.workers * _with_cpus(cfg).cpus)
     try:
         yield
     finally:
@@ -441,7 +460,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     _check_checkpoint(fs, root, storage, cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(cfg.redacted().model_dump_json(indent=2))
-    started = _ray(cfg.ray_address, cfg.workers * cfg.cpus_per_worker)
+    cfg = _with_cpus(cfg)
+    started = _ray(cfg.ray_address, cfg.workers * cfg.cpus)
     try:
         _check_resources(cfg)
         # Workers run in other folders: give them the absolute RUN_DIR.
@@ -456,7 +476,7 @@ def train(cfg: TrainConfig) -> TrainResult:
                 num_workers=cfg.workers,
                 use_gpu=cfg.gpus_per_worker > 0,
                 resources_per_worker={
-                    "CPU": cfg.cpus_per_worker,
+                    "CPU": cfg.cpus,
                     **({"GPU": cfg.gpus_per_worker} if cfg.gpus_per_worker else {}),
                 },
             ),

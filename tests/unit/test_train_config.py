@@ -73,3 +73,21 @@ def test_a_causal_run_stored_before_blend_existed_still_resumes(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(old))
     assert stored_differences(tmp_path, cfg) == []
     assert stored_differences(tmp_path, cfg.model_copy(update={"seed": 9})) == ["seed"]
+
+
+def test_workers_share_the_machines_cpus_unless_told_or_on_a_cluster(monkeypatch):
+    """A 16-core machine trained on 2 threads with the 2 default workers of one CPU each:
+    left out, `cpus_per_worker` shares a local machine's CPUs among the workers."""
+    import os
+
+    from gapfill.train.trainer import _with_cpus
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
+    data = DataConfig(cubes=("a",))
+    cfg = TrainConfig(data=data, out="run", workers=2)
+    assert cfg.cpus_per_worker is None and cfg.cpus == 1.0
+    assert _with_cpus(cfg).cpus_per_worker == 8.0
+    assert _with_cpus(cfg.model_copy(update={"workers": 3})).cpus == 5.0
+    assert _with_cpus(cfg.model_copy(update={"workers": 32})).cpus == 1.0
+    assert _with_cpus(cfg.model_copy(update={"cpus_per_worker": 2.5})).cpus == 2.5
+    assert _with_cpus(cfg.model_copy(update={"ray_address": "ray://head:10001"})).cpus == 1.0
