@@ -42,9 +42,14 @@ _TREE = {"git_sha": git_sha(), "dirty": git_dirty(ignore=("benchmarks/results/",
 
 
 def write_result(name: str, payload: dict) -> Path:
-    """Write benchmarks/results/NAME.json with machine and software details."""
+    """Write benchmarks/results/NAME.json with machine and software details, and the
+    command line (the script's own `command` where it gives one)."""
+    import sys
+
     RESULTS.mkdir(parents=True, exist_ok=True)
+    command = " ".join([f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
     payload = {
+        "command": command,
         "benchmark": name,
         "machine": {
             "cpus": mp.cpu_count(),

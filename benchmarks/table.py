@@ -31,8 +31,10 @@ def _tree(d: dict) -> str:
 
 def _synth_world(d: dict) -> str:
     p = d["params"]
+    m = d["median_s"]
     return (
-        f"{p['size']}² × {p['dates']} dates: time {d['time_ratio_vs_floor']}× the floor's; "
+        f"{p['size']}² × {p['dates']} dates, median of {p['repeat']}: {m['generate_1x']} s vs "
+        f"{m['floor_same_files_1x']} s: time {d['time_ratio_vs_floor']}× the floor's; "
         f"peak RSS at 4× area {d['peak_rss_ratio_4x_vs_1x']}× that at 1×"
     )
 
@@ -41,7 +43,7 @@ def _stac_search(d: dict) -> str:
     m = d["median_s"]
     return (
         f"median of {d['params']['repeat']}: {m['gapfill']} s vs {m['floor_httpx']} s "
-        f"({d['items_per_search']} items): time {d['ratio_gapfill_vs_floor']}× the floor's"
+        f"({d['items_per_search']} items): time {d['time_ratio_gapfill_over_floor']}× the floor's"
     )
 
 
@@ -59,14 +61,16 @@ def _cube_build(d: dict) -> str:
 def _train_step(d: dict) -> str:
     p = d["params"]
     cases = "; ".join(
-        f"{c['patch']} px: per-worker throughput {c['ratio_per_worker_ddp_vs_plain']}× plain, "
-        f"1-worker Ray {c['ratio_ray_1_worker_vs_plain']}×, "
-        f"{c['ratio_ddp_vs_concurrent_plain']}× two plain processes at once"
+        f"{c['patch']} px: per-worker throughput "
+        f"{c['throughput_ratio_per_worker_ddp_vs_plain']}× plain, 1-worker Ray "
+        f"{c['throughput_ratio_ray_1_worker_vs_plain']}×, "
+        f"{c['throughput_ratio_ddp_vs_concurrent_plain']}× two plain processes at once"
         for c in d["cases"]
     )
     startup = d["cases"][0]["ray_startup_and_teardown_s"]
     return (
-        f"{p['preset']}, {p['workers']} workers, batch {p['batch']}: {cases}; start-up {startup} s"
+        f"{p['preset']}, {p['workers']} workers, batch {p['batch']}, median of {p['repeat']}: "
+        f"{cases}; start-up {startup} s"
     )
 
 

@@ -1,7 +1,8 @@
 """Training epochs end to end: `gapfill.train.train` (Ray Train, real patches from a
 Zarr cube, validation and a checkpoint every epoch) vs the floor — the same epoch's
 steps (same samples, global batch, model, `train_step`) in one plain PyTorch process
-from patches already in memory, with every core's thread.
+from patches already in memory, with every core's thread (the median of
+`--floor-epochs` epochs per run: one ~1 s epoch varied by ±25 % between runs).
 
 Two layouts of the product on this machine's CPUs, the same global batch: 2 DDP workers
 (one CPU each: gloo all-reduce every step) and 1 worker with all the CPUs as torch
@@ -82,8 +83,9 @@ def _split(history: list[dict]) -> dict[str, float]:
     return {k: round(statistics.median(row.get(k, 0.0) for row in later), 3) for k in keys}
 
 
-def _floor(demo: Path, preset: str) -> tuple[float, int]:
-    """Seconds of one epoch's steps in a plain process (patches in memory), and steps."""
+def _floor(demo: Path, preset: str, epochs: int) -> tuple[list[float], int]:
+    """Seconds of each of `epochs` epochs of steps in a plain process (patches in memory,
+    a new order each epoch, as the product's sampler), and the steps of one."""
     from gapfill.models import train_step
     from gapfill.train.loop import PatchSet
 
@@ -97,15 +99,18 @@ def _floor(demo: Path, preset: str) -> tuple[float, int]:
     torch.manual_seed(cfg.seed)
     g = cfg.generator()
     opt = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=cfg.betas)
-    order = np.random.default_rng(0).permutation(len(samples))
-    steps = 0
-    t0 = time.perf_counter()
-    for k in range(0, len(order), batch):
-        chunk = [samples[i] for i in order[k : k + batch]]
-        x, y, m = (torch.stack(a) for a in zip(*chunk, strict=True))
-        train_step(g, None, opt, None, (x, y, m), 1.0)
-        steps += 1
-    return time.perf_counter() - t0, steps
+    seconds, steps = [], 0
+    for epoch in range(epochs):
+        order = np.random.default_rng(epoch).permutation(len(samples))
+        steps = 0
+        t0 = time.perf_counter()
+        for k in range(0, len(order), batch):
+            chunk = [samples[i] for i in order[k : k + batch]]
+            x, y, m = (torch.stack(a) for a in zip(*chunk, strict=True))
+            train_step(g, None, opt, None, (x, y, m), 1.0)
+            steps += 1
+        seconds.append(time.perf_counter() - t0)
+    return seconds, steps
 
 
 def main() -> None:
@@ -114,13 +119,19 @@ def main() -> None:
     ap.add_argument("--preset", default="cpu-tiny")
     ap.add_argument("--short", type=int, default=2, help="epochs of the short run")
     ap.add_argument("--long", type=int, default=20, help="epochs of the long run")
+    ap.add_argument("--floor-epochs", type=int, default=5, help="the floor's, per run")
     ap.add_argument("--repeat", type=int, default=3)
     a = ap.parse_args()
     demo = a.demo.resolve()
     runs = []
     for r in range(a.repeat):
-        floor_s, steps = _floor(demo, a.preset)
-        run: dict = {"floor_epoch_s": round(floor_s, 3), "floor_steps": steps}
+        epochs, steps = _floor(demo, a.preset, a.floor_epochs)
+        floor_s = statistics.median(epochs)
+        run: dict = {
+            "floor_epoch_s": round(floor_s, 3),
+            "floor_epochs_s": [round(e, 3) for e in epochs],
+            "floor_steps": steps,
+        }
         for name, workers in LAYOUTS.items():
             short, _ = _product(demo, a.preset, a.short, workers)
             long, history = _product(demo, a.preset, a.long, workers)
@@ -170,6 +181,7 @@ def main() -> None:
                     k: f"{w} worker(s), {_cpus() // w} CPU(s) each" for k, w in LAYOUTS.items()
                 },
                 "global_batch": _config(demo, Path("unused"), a.preset, 1).batch_size * 2,
+                "floor_epochs": a.floor_epochs,
                 "short_epochs": a.short,
                 "long_epochs": a.long,
                 "repeat": a.repeat,

@@ -4,17 +4,20 @@ Same model (mtcgan, preset `cpu-small` by default), same batch, same number of s
 in-memory batches so that only the step and the framework are measured. Each Ray
 worker gets one CPU thread, as does the plain loop, so the ratio is per worker. The
 start-up cost of Ray Train (worker group, process group) is reported separately.
-The floor is measured alone (before and after, the faster counts) and as
-`workers` plain processes at once (the cores as busy as under DDP, no communication);
-a 1-worker Ray run separates Ray's own cost from DDP's all-reduce.
+The floor is measured alone and as `workers` plain processes at once (the cores as busy
+as under DDP, no communication); a 1-worker Ray run separates Ray's own cost from DDP's
+all-reduce. They alternate, `--repeat` times each; the JSON keeps every run and the
+medians (the ratios: throughput, higher is better).
 Patches 64 and 128 by default: the all-reduce is the same size, the compute 4x.
 Usage: python benchmarks/train_step.py [--preset cpu-small] [--patches 64 128] [--steps 30]
+       [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -105,30 +108,49 @@ def _ray_fit(a: argparse.Namespace, workers: int) -> tuple[float, float]:
 
 
 def _case(a: argparse.Namespace) -> dict:
-    """All the figures for one patch size (Ray already initialised)."""
-    g, d = _models(a.preset)
-    plain_before = _steps(g, d, a.batch, a.patch, a.steps)
-    concurrent = _concurrent_plain(a)
-    one, one_wall = _ray_fit(a, 1)
-    ddp, wall = _ray_fit(a, a.workers)
-    g, d = _models(a.preset)
-    plain_after = _steps(g, d, a.batch, a.patch, a.steps)
-    # torch speed varies between moments on a shared VM: the floor is measured twice.
-    plain = min(plain_before, plain_after)
+    """All the figures for one patch size (Ray already initialised): the plain loop, the
+    plain loops at once, a 1-worker and a DDP Ray run, in turn, `repeat` times; medians."""
+    runs = []
+    for _ in range(a.repeat):
+        g, d = _models(a.preset)
+        plain = _steps(g, d, a.batch, a.patch, a.steps)
+        concurrent = _concurrent_plain(a)
+        one, one_wall = _ray_fit(a, 1)
+        ddp, wall = _ray_fit(a, a.workers)
+        runs.append(
+            {
+                "plain_s_per_step": round(plain, 4),
+                "plain_concurrent_s_per_step": [round(c, 4) for c in concurrent],
+                "ray_1_worker_s_per_step": round(one, 4),
+                "ray_ddp_s_per_step": round(ddp, 4),
+                "ray_fit_wall_s": round(wall, 2),
+                "ray_1_worker_fit_wall_s": round(one_wall, 2),
+            }
+        )
+        print(f"{a.patch} px: {runs[-1]}", flush=True)
+
+    def median(key: str) -> float:
+        return statistics.median(max(r[key]) if isinstance(r[key], list) else r[key] for r in runs)
+
+    plain, ddp, one = (
+        median("plain_s_per_step"),
+        median("ray_ddp_s_per_step"),
+        median("ray_1_worker_s_per_step"),
+    )
+    concurrent, wall = median("plain_concurrent_s_per_step"), median("ray_fit_wall_s")
     return {
         "patch": a.patch,
+        "runs": runs,
         "plain_s_per_step": round(plain, 4),
-        "plain_s_per_step_before_after": [round(plain_before, 4), round(plain_after, 4)],
-        "plain_concurrent_s_per_step": [round(c, 4) for c in concurrent],
+        "plain_concurrent_s_per_step": round(concurrent, 4),
         "ray_1_worker_s_per_step": round(one, 4),
         "ray_ddp_s_per_step": round(ddp, 4),
         "plain_samples_per_s": round(a.batch / plain, 3),
         "ray_ddp_samples_per_s_per_worker": round(a.batch / ddp, 3),
-        "ratio_per_worker_ddp_vs_plain": round(plain / ddp, 3),
-        "ratio_ray_1_worker_vs_plain": round(plain / one, 3),
-        "ratio_ddp_vs_concurrent_plain": round(max(concurrent) / ddp, 3),
+        "throughput_ratio_per_worker_ddp_vs_plain": round(plain / ddp, 3),
+        "throughput_ratio_ray_1_worker_vs_plain": round(plain / one, 3),
+        "throughput_ratio_ddp_vs_concurrent_plain": round(concurrent / ddp, 3),
         "ray_fit_wall_s": round(wall, 2),
-        "ray_1_worker_fit_wall_s": round(one_wall, 2),
         "ray_startup_and_teardown_s": round(wall - ddp * (a.steps + 3), 2),
     }
 
@@ -140,6 +162,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3)
     a = ap.parse_args()
     import ray
 

@@ -379,6 +379,12 @@ def train_cmd(
     ] = None,
     epochs: Annotated[int | None, typer.Option()] = None,
     workers: Annotated[int | None, typer.Option(help="Ray Train workers")] = None,
+    cpus_per_worker: Annotated[
+        float | None,
+        typer.Option(
+            help="CPUs (torch threads) each; default: this machine's shared, 1 on a cluster"
+        ),
+    ] = None,
     gpus_per_worker: Annotated[float | None, typer.Option()] = None,
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster (or RAY_ADDRESS)")] = None,
     seed: Annotated[int | None, typer.Option()] = None,
@@ -406,6 +412,7 @@ def train_cmd(
         preset=preset,
         epochs=epochs,
         workers=workers,
+        cpus_per_worker=cpus_per_worker,
         gpus_per_worker=gpus_per_worker,
         ray_address=ray_address or os.environ.get("RAY_ADDRESS"),
         seed=seed,

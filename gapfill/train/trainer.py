@@ -405,20 +405,19 @@ def _fit(trainer: Any) -> Any:
 
 
 def _with_cpus(cfg: TrainConfig) -> TrainConfig:
-    """`cfg` with `cpus_per_worker` set: when left out, a local Ray's CPUs (the running
-    one's, else this machine's) shared among the workers, whole CPUs, at least one each;
-    on a cluster (`ray_address`) 1, as Ray Train's default (nodes may differ in size)."""
+    """`cfg` with `cpus_per_worker` set: when left out, this machine's CPUs (no more than
+    a running Ray has) shared among the workers, whole CPUs, at least one each; on a
+    cluster (`ray_address`) 1, as Ray Train's default (its nodes may differ in size)."""
     if cfg.cpus_per_worker is not None:
         return cfg
     cpus = 1.0
     if not cfg.ray_address:
         import ray
 
+        total = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+        total = total or os.cpu_count() or 1
         if ray.is_initialized():
-            total = int(ray.cluster_resources().get("CPU", 1))
-        else:
-            total = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
-            total = total or os.cpu_count() or 1
+            total = min(total, int(ray.cluster_resources().get("CPU", 1)))
         cpus = float(max(1, total // cfg.workers))
     return cfg.model_copy(update={"cpus_per_worker": cpus})
 

@@ -228,10 +228,12 @@ def _weights(run_dir: Path) -> dict:
 
 
 def _train_argv(cube: Path, out: Path, *extra: str) -> list[str]:
+    # One CPU per worker on both sides: a local run's default is the machine's CPUs, and
+    # weights equal bit for bit only at the same torch thread count.
     return [
         *CLI, "train", "--cube", str(cube), "--patch", "32", "--method", "mtcnn",
         "--preset", "test-tiny", "--epochs", "2", "--workers", "1", "--seed", "3",
-        "--out", str(out), *extra,
+        "--cpus-per-worker", "1", "--out", str(out), *extra,
     ]  # fmt: skip
 
 
