@@ -89,6 +89,11 @@ class _MetricsCsv(UserCallback):
 
 
 _POLL_VAR, _POLL_S = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2"
+# Ray Train's preemption watcher: one more actor process (Ray Train imported, ~0.4 GB)
+# that polls the nodes' drain state. A local Ray is one node that nothing drains: gapfill
+# starts it without the watcher (benchmarks/train_startup.py); set the variable to 1 to
+# keep it. On a cluster (--ray-address) Ray's default stays.
+PREEMPTION_VAR = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"
 
 
 def _ray(address: str | None, cpus_needed: float) -> bool:
@@ -100,12 +105,15 @@ def _ray(address: str | None, cpus_needed: float) -> bool:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     if address and address != "auto":
         _reachable(address)
+    # Ray Train's controller takes each worker's report off a queue of one when it polls
+    # the workers, every 2 s by default: epochs shorter than that waited for the poll in
+    # `report` (cpu-tiny on the demo cube: 1.3 s of work, 1.7 s an epoch).
+    env_vars = {_POLL_VAR: os.environ.get(_POLL_VAR, _POLL_S)}
+    if not address:
+        env_vars[PREEMPTION_VAR] = os.environ.get(PREEMPTION_VAR, "0")
     runtime_env = {
         "worker_process_setup_hook": f"{__name__}._quiet_ray_workers",
-        # Ray Train's controller takes each worker's report off a queue of one when it polls
-        # the workers, every 2 s by default: epochs shorter than that waited for the poll
-        # in `report` (cpu-tiny on the demo cube: 1.3 s of work, 1.7 s an epoch).
-        "env_vars": {_POLL_VAR: os.environ.get(_POLL_VAR, _POLL_S)},
+        "env_vars": env_vars,
     }
     try:
         if address:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 
@@ -21,24 +20,15 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def ray_runtime():
-    """One local Ray runtime for the training tests of this module, stopped after them:
-    a second local Ray on the machine confuses Ray's own address lookup (the CLI tests
-    in tests/reliability start theirs) and its driver listens on every interface."""
-    import ray
+def ray_runtime(cube_pc):
+    """One local Ray for the training tests of this module, started as `train` starts it
+    (`ray_session`: the same runtime env), stopped after them: a second local Ray on the
+    machine confuses Ray's own address lookup (the CLI tests in tests/reliability start
+    theirs) and its driver listens on every interface."""
+    from gapfill.train import ray_session
 
-    from gapfill.train.trainer import _POLL_S, _POLL_VAR
-
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(
-        num_cpus=3,
-        object_store_memory=200 * 1024**2,
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={"env_vars": {_POLL_VAR: _POLL_S}},  # as `train` starts Ray
-    )
-    yield
-    ray.shutdown()
+    with ray_session(_cfg(cube_pc, "unused")):
+        yield
 
 
 def _cfg(cube, out, **kw) -> TrainConfig:
