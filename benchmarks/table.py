@@ -94,6 +94,17 @@ def _train_epoch(d: dict) -> str:
     )
 
 
+def _train_startup(d: dict) -> str:
+    p = d["params"]
+    (_, with_), (_, without) = d["median"].items()
+    return (
+        f"{p['preset']}, {p['epochs']} epoch, {p['workers']} workers, {p['cube']}, median of "
+        f"{p['repeat']}: {without['wall_s']:.2f} s without the watcher vs {with_['wall_s']:.2f} s "
+        f"with it: time {d['time_ratio_without_over_with']}× (its epoch {without['epoch_s']:.2f} "
+        f"vs {with_['epoch_s']:.2f} s)"
+    )
+
+
 def _fill(d: dict) -> str:
     one, w = d["fill_1x_1worker"], d["world"]
     cal = d.get("time_ratio_calibrated_over_not")
@@ -151,6 +162,11 @@ BENCHMARKS: dict[str, tuple[str, Callable[[dict], str] | None]] = {
     "train_epoch-cpu-small": (
         "the same at the cpu-small preset (`--preset cpu-small --long 4`)",
         _train_epoch,
+    ),
+    "train_startup": (
+        "a short `train` run start to end on a fresh local Ray: without Ray Train's preemption "
+        "watcher (gapfill's local Ray) vs with it (Ray's default)",
+        _train_startup,
     ),
     "fill": (
         "`gapfill fill` end to end vs the bare generator on the same haloed windows, in the "

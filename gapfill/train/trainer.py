@@ -89,10 +89,11 @@ class _MetricsCsv(UserCallback):
 
 
 _POLL_VAR, _POLL_S = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2"
-# Ray Train's preemption watcher: one more actor process (Ray Train imported, ~0.4 GB)
+# Ray Train's preemption watcher: one more actor process per run (Ray Train imported)
 # that polls the nodes' drain state. A local Ray is one node that nothing drains: gapfill
-# starts it without the watcher (benchmarks/train_startup.py); set the variable to 1 to
-# keep it. On a cluster (--ray-address) Ray's default stays.
+# starts it without the watcher (a process fewer; the seconds of a short run are the same:
+# benchmarks/train_startup.py); set the variable to 1 to keep it. On a cluster
+# (--ray-address) Ray's default stays.
 PREEMPTION_VAR = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"
 
 
