@@ -75,9 +75,9 @@ class TrainConfig(BaseModel):
     cpus_per_worker: float | None = Field(
         None,
         gt=0,
-        description="CPUs (torch threads) per worker; default: on a local Ray, its CPUs "
-        "shared among the workers (a 16-core machine used 2 of them with 2 workers of one "
-        "CPU each); on a cluster (ray_address), 1",
+        description="CPUs (torch threads) per worker; default: this machine's CPUs (no "
+        "more than a running local Ray has) shared among the workers (a 16-core machine "
+        "used 2 of them with 2 workers of one CPU each); on a cluster (ray_address), 1",
     )
     seed: int = 0
     ray_address: str | None = None
