@@ -126,6 +126,11 @@ def test_an_output_below_a_regular_file_is_refused_by_every_verb(here, cube_pc, 
             2,
             ["workers", "greater than or equal to 1"],
         ),
+        (
+            ["train", "--cube", "c.zarr", "--cpus-per-worker", "0", "--out", "r"],
+            2,
+            ["cpus_per_worker", "greater than 0"],
+        ),
     ],
 )
 def test_bad_cube_requests_are_refused_before_any_network(here, args, code, needles):
