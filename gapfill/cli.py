@@ -460,8 +460,11 @@ def fill_cmd(
     start: Annotated[str | None, typer.Option(help="first day, YYYY-MM-DD (inclusive)")] = None,
     end: Annotated[str | None, typer.Option(help="last day, YYYY-MM-DD (inclusive)")] = None,
     min_cloud: Annotated[float, typer.Option(help="fill days cloudier than PCT")] = 0.0,
-    batch: Annotated[int, typer.Option(help="tiles per forward pass on a GPU")] = 8,
-    tile: Annotated[int, typer.Option(help="inference tile, px before halo")] = 256,
+    batch: Annotated[int, typer.Option(help="tiles per forward pass on a GPU")] = 1,
+    tile: Annotated[
+        int | None,
+        typer.Option(help="inference tile, px before halo (default: 256 on a CPU, 1024 on a GPU)"),
+    ] = None,
     chunk: Annotated[int | None, typer.Option(help="product chunk px (default: cube's)")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     dask_scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address")] = None,

@@ -43,8 +43,19 @@ class FillConfig(BaseModel):
     min_cloud: float = Field(
         0.0, ge=0, le=100, description="fill days whose cloudy share (%) is above this"
     )
-    batch: int = Field(8, ge=1, le=512, description="tiles per forward pass on a GPU")
-    tile: int = Field(256, ge=16, le=4096, description="inference tile (px, before halo)")
+    batch: int = Field(
+        1,
+        ge=1,
+        le=512,
+        description="tiles per forward pass on a GPU (a default tile fills one; raise it "
+        "for small tiles)",
+    )
+    tile: int | None = Field(
+        None,
+        ge=16,
+        le=4096,
+        description="inference tile (px, before halo); default: 256 on a CPU, 1024 on a GPU",
+    )
     days_per_task: int = Field(4, ge=1, le=64, description="days one Dask task fills")
     chunk: int | None = Field(None, ge=16, le=8192, description="product chunk; default: cube's")
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -9,6 +9,7 @@ nothing but memory.
 from __future__ import annotations
 
 import copy
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -28,7 +29,6 @@ from gapfill.cube.reference import (
 )
 from gapfill.fill import product
 from gapfill.fill.calibrate import Calibration, calibrate, fit_mask
-from gapfill.grid import tile_boxes
 from gapfill.models.card import ModelCard, load_model
 from gapfill.models.generator import Generator
 from gapfill.normalize import model_input
@@ -89,6 +89,18 @@ class FilledWindow:
     uncertainty: np.ndarray | None = field(default=None)
 
 
+TILE_CPU = 256
+TILE_GPU = 1024
+
+
+def default_tile(device: torch.device) -> int:
+    """The inference tile (px, before halo) when none is asked for: small on a CPU (its
+    halo costs little there; memory stays small), a whole 1024 px chunk on a GPU, where
+    small tiles spend most of the pass on their halo and the copies (benchmarks/
+    results/gpu_check.json)."""
+    return TILE_GPU if device.type == "cuda" else TILE_CPU
+
+
 def _device(kind: str) -> torch.device:
     if kind == "cuda" or (kind == "auto" and torch.cuda.is_available()):
         return torch.device("cuda")
@@ -145,14 +157,32 @@ def _pass_seed(day: np.datetime64, y: int, x: int) -> int:
     return int(np.random.SeedSequence([days + 100_000, y, x]).generate_state(1)[0])
 
 
+def _axis_tiles(n: int, tile: int, halo: int) -> list[tuple[int, int, int, int]]:
+    """One axis of `_haloed_tiles`: (outer0, outer1, inner0, inner1) per tile.
+
+    Every outer box is `tile + 2 * halo` long (or the whole axis when it is shorter), the
+    last one moved back inside the axis rather than cut at its edge, so the tiles of an
+    array share one shape (full GPU batches, one kernel choice) and as few are computed as
+    cover it. Each inner part has `halo` px of context on both sides, except at the
+    array's edges."""
+    size = tile + 2 * halo
+    if n <= size:
+        return [(0, n, 0, n)]
+    k = math.ceil((n - 2 * halo) / tile)
+    starts = [min(i * tile, n - size) for i in range(k)]
+    cuts = [0] + [s + halo + tile for s in starts[:-1]] + [n]
+    return [(s, s + size, cuts[i], cuts[i + 1]) for i, s in enumerate(starts)]
+
+
 def _haloed_tiles(
     h: int, w: int, tile: int, halo: int
 ) -> Iterator[tuple[tuple[int, int, int, int], tuple[int, int, int, int]]]:
-    """Each tile of an (h, w) array as (outer, inner): the box read with `halo` px around it
-    (clipped at the edges), and where the tile lies inside that box; both (y0, y1, x0, x1)."""
-    for y0, y1, x0, x1 in tile_boxes(h, w, tile):
-        ya, yb, xa, xb = max(y0 - halo, 0), min(y1 + halo, h), max(x0 - halo, 0), min(x1 + halo, w)
-        yield (ya, yb, xa, xb), (y0 - ya, y1 - ya, x0 - xa, x1 - xa)
+    """Each tile of an (h, w) array as (outer, inner): the box read (the tile with `halo`
+    px of context, all boxes one shape; `_axis_tiles`), and where the part it writes lies
+    inside that box; both (y0, y1, x0, x1). The inner parts partition the array."""
+    for ya, yb, y0, y1 in _axis_tiles(h, tile, halo):
+        for xa, xb, x0, x1 in _axis_tiles(w, tile, halo):
+            yield (ya, yb, xa, xb), (y0 - ya, y1 - ya, x0 - xa, x1 - xa)
 
 
 @torch.inference_mode()
@@ -162,7 +192,7 @@ def mc_dropout_spread(
     days: list[np.datetime64],
     *,
     passes: int,
-    tile: int,
+    tile: int | None,
     halo: int,
     batch: int,
     origin: tuple[int, int] = (0, 0),
@@ -176,6 +206,7 @@ def mc_dropout_spread(
     `tiled_forward`."""
     mc = with_dropout(model)
     device = next(mc.parameters()).device
+    tile = tile or default_tile(device)
     n, _, h, w = x.shape
     out = np.zeros((n, mc.cfg.out_channels, h, w), np.float32)
     per_pass = max(1, batch if device.type == "cuda" else 1)
@@ -202,10 +233,11 @@ def mc_dropout_spread(
 
 @torch.inference_mode()
 def tiled_forward(
-    model: Generator, x: np.ndarray, *, tile: int, halo: int, batch: int
+    model: Generator, x: np.ndarray, *, tile: int | None, halo: int, batch: int
 ) -> np.ndarray:
     """Generator output (N, 4, H, W) of inputs (N, C, H, W) in [-1, 1], computed on tiles of
-    `tile` px plus `halo` (clipped at the array's edge).
+    `tile` px (None: `default_tile`) with `halo` px of context, all one shape
+    (`_haloed_tiles`).
 
     On CUDA: `batch` tiles per forward pass in bf16 autocast and channels_last, the last
     batch padded to full size. On CPU: one tile per pass (batching gains little there).
@@ -214,28 +246,25 @@ def tiled_forward(
     on other days gives bit-identical pixels.
     """
     device = next(model.parameters()).device
+    tile = tile or default_tile(device)
     n, _, h, w = x.shape
     out = np.empty((n, model.cfg.out_channels, h, w), np.float32)
-    jobs: dict[tuple[int, int], list[tuple[int, tuple[int, int, int, int], tuple[int, ...]]]] = {}
-    for (ya, yb, xa, xb), inner in _haloed_tiles(h, w, tile, halo):
-        for i in range(n):
-            jobs.setdefault((yb - ya, xb - xa), []).append((i, (ya, yb, xa, xb), inner))
+    jobs = [(i, outer, inner) for outer, inner in _haloed_tiles(h, w, tile, halo) for i in range(n)]
     cuda = device.type == "cuda"
     per_pass = batch if cuda else 1
-    for group in jobs.values():
-        for start in range(0, len(group), per_pass):
-            part = group[start : start + per_pass]
-            stack = np.stack([x[i, :, ya:yb, xa:xb] for i, (ya, yb, xa, xb), _ in part])
-            if len(part) < per_pass:
-                pad = np.zeros((per_pass - len(part), *stack.shape[1:]), stack.dtype)
-                stack = np.concatenate([stack, pad])
-            inp = torch.from_numpy(stack).to(device)
-            if cuda:
-                inp = inp.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                res = model(inp).float().cpu().numpy()
-            for k, (i, (ya, _, xa, _), (iy0, iy1, ix0, ix1)) in enumerate(part):
-                out[i, :, ya + iy0 : ya + iy1, xa + ix0 : xa + ix1] = res[k, :, iy0:iy1, ix0:ix1]
+    for start in range(0, len(jobs), per_pass):
+        part = jobs[start : start + per_pass]
+        stack = np.stack([x[i, :, ya:yb, xa:xb] for i, (ya, yb, xa, xb), _ in part])
+        if len(part) < per_pass:
+            pad = np.zeros((per_pass - len(part), *stack.shape[1:]), stack.dtype)
+            stack = np.concatenate([stack, pad])
+        inp = torch.from_numpy(stack).to(device)
+        if cuda:
+            inp = inp.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            res = model(inp).float().cpu().numpy()
+        for k, (i, (ya, _, xa, _), (iy0, iy1, ix0, ix1)) in enumerate(part):
+            out[i, :, ya + iy0 : ya + iy1, xa + ix0 : xa + ix1] = res[k, :, iy0:iy1, ix0:ix1]
     return out
 
 
@@ -281,7 +310,7 @@ def fill_window(
     model: Generator,
     card: ModelCard,
     *,
-    tile: int,
+    tile: int | None,
     batch: int,
     calibration: Calibration | None = None,
     uncertainty: int | None = None,

@@ -46,7 +46,7 @@ class Job:
     sha: str
     device: str
     chunk: int
-    tile: int
+    tile: int | None
     batch: int
     method: str = "model"
     horizon_days: int = 60

@@ -8,7 +8,7 @@ import torch
 
 from gapfill.cube import layout
 from gapfill.fill import product
-from gapfill.fill.infer import Window, fill_window, halo_of, tiled_forward
+from gapfill.fill.infer import Window, _haloed_tiles, fill_window, halo_of, tiled_forward
 from tests.conftest import untrained_model
 
 
@@ -27,6 +27,25 @@ def test_tiles_with_the_halo_equal_one_full_pass_and_less_halo_does_not(tile):
         # An untrained net barely looks far, yet a short halo shows 100x the rounding noise.
         noise = max(float(np.abs(tiled - full).max()), 1e-7)
         assert np.abs(short - full).max() > 100 * noise
+
+
+@pytest.mark.parametrize("tile", [7, 16, 256, 1024])
+@pytest.mark.parametrize("side", [1, 40, 300, 1080])
+def test_tiles_share_one_shape_carry_the_halo_and_cover_each_pixel_once(tile, side):
+    halo, h, w = 28, side, side + 13
+    seen = np.zeros((h, w), int)
+    shapes = set()
+    for (ya, yb, xa, xb), (iy0, iy1, ix0, ix1) in _haloed_tiles(h, w, tile, halo):
+        assert 0 <= ya < yb <= h and 0 <= xa < xb <= w
+        shapes.add((yb - ya, xb - xa))
+        seen[ya + iy0 : ya + iy1, xa + ix0 : xa + ix1] += 1
+        # context: `halo` px each side of the written part, except at the array's edge
+        assert ya + iy0 == 0 or iy0 >= halo
+        assert xa + ix0 == 0 or ix0 >= halo
+        assert ya + iy1 == h or yb - (ya + iy1) >= halo
+        assert xa + ix1 == w or xb - (xa + ix1) >= halo
+    assert shapes == {(min(h, tile + 2 * halo), min(w, tile + 2 * halo))}
+    assert (seen == 1).all()
 
 
 def _window(t: int = 4, size: int = 24, seed: int = 0) -> Window:
