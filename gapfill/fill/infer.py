@@ -160,17 +160,18 @@ def _pass_seed(day: np.datetime64, y: int, x: int) -> int:
 def _axis_tiles(n: int, tile: int, halo: int) -> list[tuple[int, int, int, int]]:
     """One axis of `_haloed_tiles`: (outer0, outer1, inner0, inner1) per tile.
 
-    Every outer box is `tile + 2 * halo` long (or the whole axis when it is shorter), the
-    last one moved back inside the axis rather than cut at its edge, so the tiles of an
-    array share one shape (full GPU batches, one kernel choice) and as few are computed as
-    cover it. Each inner part has `halo` px of context on both sides, except at the
-    array's edges."""
-    size = tile + 2 * halo
-    if n <= size:
+    As few tiles as keep each inner part within `tile + 2 * halo` px (a window just over
+    a tile, as fill's chunk plus its halo is, stays whole rather than cut in two), the
+    inner parts of one length, so every outer box has one length: the first and last
+    tiles take the array's edge as their context, the others `halo` px each side. One
+    shape means full GPU batches and one kernel choice."""
+    k = max(1, math.ceil((n - 2 * halo) / (tile + 2 * halo)))
+    if k == 1:
         return [(0, n, 0, n)]
-    k = math.ceil((n - 2 * halo) / tile)
-    starts = [min(i * tile, n - size) for i in range(k)]
-    cuts = [0] + [s + halo + tile for s in starts[:-1]] + [n]
+    inner = math.ceil((n - 2 * halo) / k)
+    size = inner + 2 * halo
+    starts = [min(i * inner, n - size) for i in range(k)]
+    cuts = [0] + [s + halo + inner for s in starts[:-1]] + [n]
     return [(s, s + size, cuts[i], cuts[i + 1]) for i, s in enumerate(starts)]
 
 
