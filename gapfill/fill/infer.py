@@ -160,12 +160,13 @@ def _pass_seed(day: np.datetime64, y: int, x: int) -> int:
 def _axis_tiles(n: int, tile: int, halo: int) -> list[tuple[int, int, int, int]]:
     """One axis of `_haloed_tiles`: (outer0, outer1, inner0, inner1) per tile.
 
-    As few tiles as keep each inner part within `tile + 2 * halo` px (a window just over
-    a tile, as fill's chunk plus its halo is, stays whole rather than cut in two), the
-    inner parts of one length, so every outer box has one length: the first and last
-    tiles take the array's edge as their context, the others `halo` px each side. One
-    shape means full GPU batches and one kernel choice."""
-    k = max(1, math.ceil((n - 2 * halo) / (tile + 2 * halo)))
+    As few tiles as keep each inner part within `tile` px, cut evenly, so every outer box
+    has one length (at most `tile + 2 * halo`): the first and last tiles take the array's
+    edge as their context, the others `halo` px each side. One shape means full GPU
+    batches and one kernel choice; even cuts keep the boxes small where a CPU's caches
+    want them (fill's window, a chunk plus its halo, is two tiles of ~half a chunk a side
+    rather than a chunk and a thin strip)."""
+    k = max(1, math.ceil((n - 2 * halo) / tile))
     if k == 1:
         return [(0, n, 0, n)]
     inner = math.ceil((n - 2 * halo) / k)

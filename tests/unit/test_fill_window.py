@@ -46,15 +46,17 @@ def test_tiles_share_one_shape_carry_the_halo_and_cover_each_pixel_once(tile, si
         assert xa + ix1 == w or xb - (xa + ix1) >= halo
     assert len(shapes) == 1
     (sy, sx) = shapes.pop()
-    assert sy <= max(h, tile + 4 * halo) and sx <= max(w, tile + 4 * halo)
+    assert sy <= tile + 2 * halo and sx <= tile + 2 * halo
     assert (seen == 1).all()
 
 
-def test_a_window_just_over_a_tile_stays_whole_and_a_chunk_of_tiles_is_cut_evenly():
-    # fill's window: a 256 px chunk plus 29 px each side, a 28 px model halo
-    assert [o for o, _ in _haloed_tiles(314, 314, 256, 28)] == [(0, 314, 0, 314)]
+def test_a_window_just_over_a_tile_is_cut_evenly_and_a_chunk_of_tiles_exactly():
+    # fill's window: a 256 px chunk plus 29 px each side, an 18 px model halo
+    ys = sorted({o[:2] for o, _ in _haloed_tiles(314, 314, 256, 18)})
+    assert ys == [(0, 175), (139, 314)]
     ys = sorted({o[:2] for o, _ in _haloed_tiles(1080, 1080, 256, 28)})
     assert ys == [(0, 312), (256, 568), (512, 824), (768, 1080)]
+    assert [o for o, _ in _haloed_tiles(1080, 1080, 1024, 28)] == [(0, 1080, 0, 1080)]
 
 
 def _window(t: int = 4, size: int = 24, seed: int = 0) -> Window:
