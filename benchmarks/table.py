@@ -130,10 +130,22 @@ def _quicklooks(d: dict) -> str:
 
 
 def _gpu_step(d: dict) -> str:
+    runs = (d.get("params") or {}).get("repeat")
+    med = f", median of {runs}" if runs else ""
     return (
-        f"{d['device']}, paper preset: {d['train_step_s_batch1_bf16_cl'] * 1000:.1f} ms/step "
+        f"{d['device']}, paper preset{med}: {d['train_step_s_batch1_bf16_cl'] * 1000:.1f} ms/step "
         f"bf16 + channels_last ({d['train_step_s_batch1_fp32'] * 1000:.1f} fp32); inference "
         f"{d['infer_mpix_per_s_tile256_bf16_cl']} Mpx/s"
+    )
+
+
+def _fill_tiles(d: dict) -> str:
+    p, m, px = d["params"], d["median_s"], d["model_px_per_day"]
+    return (
+        f"{p['preset']}, a {p['window_px']}² window × {p['days']} days, {p['threads']} thread, "
+        f"median of {p['repeat']}: {m['now']} s vs {m['before']} s: time "
+        f"{d['time_ratio_now_over_before']}× the layout before's ({px['now']} vs "
+        f"{px['before']} model px a day)"
     )
 
 
@@ -204,6 +216,11 @@ BENCHMARKS: dict[str, tuple[str, Callable[[dict], str] | None]] = {
         "same Dask worker and in a fresh plain process, alternating (--parts nocal: without "
         "day calibration)",
         _fill,
+    ),
+    "fill_tiles": (
+        "fill's inference tiles on a CPU: at most `--tile` px cut evenly, one shape (now) vs "
+        "cut at the window's edge (before)",
+        _fill_tiles,
     ),
     "quicklooks": (
         "fill's quicklooks as Dask tasks on the run's cluster vs the same calls one day after "
