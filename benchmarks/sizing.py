@@ -39,10 +39,11 @@ def _load(name: str) -> dict:
 def rows(r: Region = Region()) -> list[tuple[str, str, str, float, str, float]]:
     """(stage, work, rate and its source, hours of one resource, resource, wall hours on
     `r.gpus` GPUs with `r.cores_per_gpu` cores each)."""
-    cube, fill, gpu, step = (
+    cube, fill, gpu, check, step = (
         _load("cube_build"),
         _load("fill"),
         _load("gpu_step"),
+        _load("gpu_check"),
         _load("train_step"),
     )
     cores = r.gpus * r.cores_per_gpu
@@ -55,7 +56,10 @@ def rows(r: Region = Region()) -> list[tuple[str, str, str, float, str, float]]:
         (x["fill"] for x in one["runs"]), key=lambda f: abs(f["wall_s"] - one["median_fill_s"])
     )
     model_per_filled = warm["model_mpx"] / (warm["pixels_filled"] / 1e6)
-    gpu_rate = gpu["infer_mpix_per_s_tile256_bf16_cl"]
+    # fill's own GPU path at its defaults (tiles, copies, bf16): window px per second
+    chunk = check["tiled_forward_chunk"]
+    default = check["tiled_forward_chunk"]["runs"][check["s2_tile_model_seconds"]["fill_default"]]
+    gpu_rate = round((chunk["chunk"] + 2 * chunk["halo"]) ** 2 / default["s_per_chunk"] / 1e6, 2)
     cpu_side = sum(v for k, v in warm["task_seconds"].items() if k != "model")
     cpu_side_per_filled = cpu_side / (warm["pixels_filled"] / 1e6)
     cpu_fill_rate = fill["mpx_per_s_1x_1worker_warm"]
@@ -78,7 +82,8 @@ def rows(r: Region = Region()) -> list[tuple[str, str, str, float, str, float]]:
         (
             "fill: generator on GPU (paper preset, bf16)",
             f"{filled_mpx:,.0f} Mpx filled × {model_per_filled:.2f} model px each",
-            f"{gpu_rate} Mpx/s per {gpu['device']} (gpu_step)",
+            f"{gpu_rate} window Mpx/s per {check['machine']['device']} (gpu_check, fill's "
+            "defaults)",
             gpu_h,
             "GPU-h",
             gpu_h / r.gpus,
