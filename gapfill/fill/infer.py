@@ -94,10 +94,10 @@ TILE_GPU = 1024
 
 
 def default_tile(device: torch.device) -> int:
-    """The inference tile (px, before halo) when none is asked for: small on a CPU (its
-    halo costs little there; memory stays small), a whole 1024 px chunk on a GPU, where
-    small tiles spend most of the pass on their halo and the copies (benchmarks/
-    results/gpu_check.json)."""
+    """The inference tile (px, before halo) when none is asked for: small on a CPU, where
+    larger boxes cost more per pixel (caches; benchmarks/fill_tiles.py), a whole 1024 px
+    chunk on a GPU, where smaller tiles spend more of the pass on halo and copies
+    (benchmarks/results/gpu_check.json)."""
     return TILE_GPU if device.type == "cuda" else TILE_CPU
 
 
