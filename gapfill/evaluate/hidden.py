@@ -102,7 +102,9 @@ class EvaluateConfig(BaseModel):
         "has nothing to fit) instead of another day's cloud mask",
     )
     seed: int = 0
-    tile: int = Field(256, ge=16)
+    tile: int | None = Field(
+        None, ge=16, description="inference tile (px, before halo); default: fill's by device"
+    )
     bootstrap: int = Field(2000, ge=100)
     calibration: Calibration = Field(
         default_factory=Calibration, description="as `gapfill fill` applies it to the model"
@@ -536,7 +538,7 @@ def simulate_hidden(
     model: Any,
     card: ModelCard,
     *,
-    tile: int,
+    tile: int | None,
     calibration: Calibration | None = None,
     uncertainty: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
