@@ -9,13 +9,18 @@ thread, once a second, until the run has begun to stop (`stopping()`).
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
 from types import FrameType
 from typing import Any
 
-__all__ = ["install", "stopping"]
+__all__ = ["install", "quiet_teardown_logs", "stopping"]
+
+# Loggers that report each cancelled gather, connection and callback of a stopping Dask
+# cluster as an error with a traceback.
+_TEARDOWN_LOGGERS = ("distributed", "asyncio", "tornado")
 
 _stopping = threading.Event()
 _watching = threading.Event()
@@ -38,7 +43,18 @@ def stopping() -> None:
     _stopping.set()
 
 
+def quiet_teardown_logs() -> None:
+    """Silence the teardown noise of a run that stops (Ctrl-C, a failed task): the one
+    line the CLI prints says what happened."""
+    for name in _TEARDOWN_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+
+
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
+    # At once, not when the main thread reaches the cluster's teardown: Dask's event loop
+    # thread cancels the interrupted call meanwhile and can log a traceback for it
+    # (distributed.utils.sync's `cancel` before its future exists: a NameError).
+    quiet_teardown_logs()
     if not _stopping.is_set() and not _watching.is_set():
         _watching.set()
         threading.Thread(target=_repeat, name="gapfill-sigint", daemon=True).start()

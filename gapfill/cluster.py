@@ -84,8 +84,7 @@ def _quiet_teardown() -> None:
     `gapfill: interrupted` (or the error, re-raised with its own traceback where it is a
     bug) says what happened."""
     _interrupt.stopping()
-    for name in ("distributed", "asyncio", "tornado"):
-        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    _interrupt.quiet_teardown_logs()
 
 
 @contextlib.contextmanager
