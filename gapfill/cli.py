@@ -208,8 +208,16 @@ def build_cube_cmd(
     s1_provider: Annotated[str | None, typer.Option(help="Sentinel-1 provider")] = None,
     stac_url: Annotated[str | None, typer.Option(help="any STAC API URL")] = None,
     profile: Annotated[Path | None, typer.Option(help="YAML mapping for --stac-url")] = None,
+    bands: Annotated[
+        str | None,
+        typer.Option(
+            help="Sentinel-2 bands: B02,B03,... or a set: default (B02-B08, B8A, B11, B12), "
+            "paper (B02 B03 B04 B08), 20m, all (default: default, or an existing cube's)"
+        ),
+    ] = None,
     resolution: Annotated[
-        float | None, typer.Option(help="metres (default 10, or an existing cube's)")
+        float | None,
+        typer.Option(help="metres: 10 (default, or an existing cube's) or 20 (20 m bands only)"),
     ] = None,
     epsg: Annotated[int | None, typer.Option(help="CRS (default: UTM zone of the AOI)")] = None,
     max_gap_days: Annotated[
@@ -238,6 +246,7 @@ def build_cube_cmd(
 
     # Settings left out stay unset, so that extending a cube takes the cube's own.
     given = dict(
+        bands=bands,
         resolution=resolution,
         epsg=epsg,
         max_gap_days=max_gap_days,
@@ -273,7 +282,7 @@ def _print_cube_info(info: dict) -> None:
     typer.echo(
         f"{info['path']}: {info['n_days']} days ({info['n_complete']} complete), "
         f"{info['shape'][0]}x{info['shape'][1]} px at {info['resolution']:g} m, "
-        f"EPSG:{info['epsg']}, {info['size_on_disk_mb']} MB"
+        f"EPSG:{info['epsg']}, bands {' '.join(info['bands'])}, {info['size_on_disk_mb']} MB"
     )
     for d in info["days"]:
         flag = "" if d["complete"] else "  INCOMPLETE"

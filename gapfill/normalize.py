@@ -1,17 +1,20 @@
 """The "Normalisation and channels" contract, version 1.
 
-SAR dB clipped (VV -25..0, VH -32.5..0) and reflectance clipped (0..`reflectance_max`)
-map linearly to [-1, 1]; the generator ends in tanh. Invalid input pixels (no data, no
+SAR dB clipped (VV -25..0, VH -32.5..0) and reflectance clipped (0..the band's maximum:
+`band_max`, recorded per band of the model's band set, else `reflectance_max`) map
+linearly to [-1, 1]; the generator ends in tanh. Invalid input pixels (no data, no
 S1) are imputed with 0 (the middle of the range) in normalised space and flagged; a NaN
 never reaches the network.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from gapfill.bands import S1_POLS, S2_BANDS
+from gapfill.bands import S1_POLS
 
 __all__ = ["NORM_CONTRACT_VERSION", "Normalisation", "IMPUTED", "AGE_SCALE_DAYS", "model_input"]
 
@@ -29,6 +32,26 @@ class Normalisation(BaseModel):
         default_factory=lambda: {"VV": (-25.0, 0.0), "VH": (-32.5, 0.0)}
     )
     reflectance_max: float = Field(0.6, gt=0)
+    band_max: dict[str, float] = Field(
+        default_factory=dict,
+        description="per band of the model's band set, in its order: the reflectance that "
+        "maps to +1 (empty: reflectance_max for every band, as cards before band sets)",
+    )
+
+    def for_bands(self, bands: Sequence[str]) -> Normalisation:
+        """This normalisation with a maximum recorded for each of `bands`, in their order
+        (a band already given keeps its value; the others take `reflectance_max`)."""
+        return self.model_copy(
+            update={"band_max": {b: self.band_max.get(b, self.reflectance_max) for b in bands}}
+        )
+
+    def maxima(self, n: int) -> np.ndarray:
+        """The reflectance that maps to +1, per band of an n-band set."""
+        if not self.band_max:
+            return np.full(n, self.reflectance_max, np.float32)
+        if len(self.band_max) != n:
+            raise ValueError(f"{n} bands given to a normalisation of {list(self.band_max)}")
+        return np.array(list(self.band_max.values()), np.float32)
 
     def sar(self, db: np.ndarray) -> np.ndarray:
         """(pol, ...) dB in S1_POLS order -> [-1, 1]; NaN stays NaN."""
@@ -38,17 +61,36 @@ class Normalisation(BaseModel):
             out[i] = 2.0 * (np.clip(db[i], lo, hi) - lo) / (hi - lo) - 1.0
         return out
 
+    def _top(self, n: int, axis: int, ndim: int, dtype: np.dtype) -> float | np.ndarray:
+        """The maxima of n bands shaped to broadcast along `axis`: one Python float when
+        they are all equal (the same arithmetic, to the bit, as a single range)."""
+        tops = self.maxima(n)
+        if (tops == tops[0]).all():
+            return (
+                float(self.band_max[next(iter(self.band_max))])
+                if self.band_max
+                else (self.reflectance_max)
+            )
+        shape = [1] * ndim
+        shape[axis] = n
+        return tops.astype(dtype if np.issubdtype(dtype, np.floating) else np.float64).reshape(
+            shape
+        )
+
     def optical(self, refl: np.ndarray) -> np.ndarray:
-        """(band, ...) reflectance in S2_BANDS order -> [-1, 1]; NaN stays NaN."""
-        assert refl.shape[0] == len(S2_BANDS)
-        r = np.clip(refl, 0.0, self.reflectance_max)
-        return (2.0 * r / self.reflectance_max - 1.0).astype(np.float32)
+        """(band, ...) reflectance in the band set's order -> [-1, 1]; NaN stays NaN."""
+        refl = np.asarray(refl)
+        top = self._top(refl.shape[0], 0, refl.ndim, refl.dtype)
+        r = np.clip(refl, 0.0, top)
+        return (2.0 * r / top - 1.0).astype(np.float32)
 
     def optical_inverse(self, unit: np.ndarray) -> np.ndarray:
-        """[-1, 1] -> reflectance (what the generator's output means)."""
-        return ((np.asarray(unit, np.float32) + 1.0) * 0.5 * self.reflectance_max).astype(
-            np.float32
-        )
+        """[-1, 1] (band, ...) or (n, band, ...) -> reflectance (what the generator's
+        output means)."""
+        unit = np.asarray(unit, np.float32)
+        axis = 0 if unit.ndim < 4 else 1
+        top = self._top(unit.shape[axis], axis, unit.ndim, unit.dtype)
+        return ((unit + 1.0) * 0.5 * top).astype(np.float32)
 
     @staticmethod
     def impute(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +113,7 @@ def model_input(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The network input in the contract's channel order, imputed, and its valid mask.
 
-    Task B: `S1_t2 (VV, VH), S1_t1 (VV, VH), O1 (B02, B03, B04, B08)`; task A: `S1_t2`.
+    Task B: `S1_t2 (VV, VH), S1_t1 (VV, VH), O1 (the bands)`; task A: `S1_t2`.
     Rule `both` adds `later` = (S1_t3 dB, O3 reflectance, age of O1, days to O3): channels
     `S1_t3, O3, age:t1, age:t3, avail:t3`; where the later side is missing its channels
     are imputed and `avail:t3` is 0 (the causal case), which never makes a pixel invalid.

@@ -34,7 +34,7 @@ from pyproj import Transformer
 
 from gapfill import store
 from gapfill._provenance import __version__, git_sha
-from gapfill.bands import ASSET_DTYPES, S1_POLS, S2_BANDS, S2_SCL
+from gapfill.bands import ASSET_DTYPES, BAND_SETS, S1_POLS, S2_SCL, band_resolution
 from gapfill.cluster import dask_client
 from gapfill.cube import layout
 from gapfill.cube.compute import DayTile, S1Scene, S2Day, tile_has_data, tile_values
@@ -43,7 +43,13 @@ from gapfill.cube.loader import HTTP_RETRY
 from gapfill.errors import InputError
 from gapfill.grid import AOI, DateRange, Grid, parse_aoi, utm_epsg
 from gapfill.stac import profiles_for, search
-from gapfill.stac.providers import SensorProfile, asset_key, item_datetime, relative_orbit
+from gapfill.stac.providers import (
+    SensorProfile,
+    asset_key,
+    item_datetime,
+    missing_bands,
+    relative_orbit,
+)
 from gapfill.storage import absolute, exclusive_run, redact_text, require_writable, shown
 
 __all__ = ["build_cube", "BuildReport", "cube_grid", "FAULT_ENV"]
@@ -325,19 +331,27 @@ def _settings_of_store(existing: xr.Dataset, cfg: CubeConfig, path: str) -> Cube
     """`cfg` with the existing cube's fixed settings; a different one given explicitly is
     refused in one line naming the store's value. Runs before anything is written."""
     store.require(existing.attrs, store.CUBE, str(path), "choose another --out")
-    if existing.attrs.get(store.CUBE_CONTRACT_ATTR) != layout.CUBE_CONTRACT_VERSION:
+    if existing.attrs.get(store.CUBE_CONTRACT_ATTR) not in layout.READABLE_CUBE_CONTRACTS:
         raise InputError(
             f"{path} is a cube of contract {existing.attrs.get(store.CUBE_CONTRACT_ATTR)}, "
-            f"not {layout.CUBE_CONTRACT_VERSION}: choose another --out"
+            f"not {' or '.join(layout.READABLE_CUBE_CONTRACTS)}: choose another --out"
         )
-    bands = tuple(str(b) for b in existing["band"].values)
+    bands = layout.bands_of(existing)
     pols = tuple(str(p) for p in existing["pol"].values)
-    if bands != S2_BANDS or pols != S1_POLS:
+    if pols != S1_POLS:
         raise InputError(
-            f"{path} holds bands {list(bands)} and polarisations {list(pols)}, not "
-            f"{list(S2_BANDS)} and {list(S1_POLS)}: choose another --out"
+            f"{path} holds polarisations {list(pols)}, not {list(S1_POLS)}: choose another --out"
         )
-    stored = CubeConfig.model_validate_json(str(existing.attrs[layout.SEARCH_ATTR]))
+    if "bands" in cfg.model_fields_set and cfg.bands != bands:
+        raise InputError(
+            f"{path} holds bands {','.join(bands)}, not {','.join(cfg.bands)}: leave --bands "
+            "out (or give the store's) to extend it, or choose another --out"
+        )
+    # A contract-1 cube's recorded search predates band sets: its bands are the store's.
+    stored = CubeConfig.model_validate_json(str(existing.attrs[layout.SEARCH_ATTR])).model_copy(
+        update={"bands": bands}
+    )
+    cfg = cfg.model_copy(update={"bands": bands})
     if stored.despeckle == "lee" and existing.attrs.get(LEE_FILTER_ATTR) != LEE_FILTER:
         raise InputError(
             f"{path} was despeckled by an earlier Lee filter (it mixed scenes and "
@@ -543,6 +557,16 @@ def _build_cube(
             f"found {len(found.s2)} Sentinel-2 items"
         )
 
+    lacking = missing_bands(found.s2, cfg.bands, s2p)
+    if lacking:
+        have = [b for b in BAND_SETS["all"] if b not in missing_bands(found.s2, (b,), s2p)]
+        why = next(iter(lacking.values()))
+        raise InputError(
+            f"the Sentinel-2 catalog ({s2p.provider}/{s2p.collection}) lacks band "
+            f"{', '.join(lacking)}: {why}; build with --bands {','.join(have) or '...'} "
+            f"(bands it has) or another provider"
+            + (" and --resolution 20" if have and min(map(band_resolution, have)) > 10 else "")
+        )
     existing_times = (
         [] if existing is None else list(existing["time"].values.astype("datetime64[ns]"))
     )
@@ -576,7 +600,7 @@ def _build_cube(
         s2_items = _check_items(
             [it for it in found.s2 if _day_of(it) in rewrite],
             s2p,
-            (*S2_BANDS, S2_SCL),
+            (*cfg.bands, S2_SCL),
             cfg.strict,
             report.skipped_items,
         )
@@ -619,11 +643,11 @@ def _build_cube(
         attrs = _attrs(cfg, aoi, grid, s2p, s1p)
         times = np.array([np.datetime64(d.day, "ns") for d in kept], dtype="datetime64[ns]")
         if existing is None:
-            tmpl = layout.template(grid, times, cfg.chunk, attrs)
-            days_store.create(tmpl, layout.encoding(cfg.chunk, grid))
+            tmpl = layout.template(grid, times, cfg.chunk, attrs, cfg.bands)
+            days_store.create(tmpl, layout.encoding(cfg.chunk, grid, len(cfg.bands)))
         elif len(kept):
             # Appending rewrites the group attrs: carry the existing ones over.
-            tmpl = layout.template(grid, times, cfg.chunk, dict(existing.attrs))
+            tmpl = layout.template(grid, times, cfg.chunk, dict(existing.attrs), cfg.bands)
             days_store.append_days(tmpl, ["band", "pol", "x", "y", layout.SPATIAL_REF])
         group = days_store.group()
         all_times = list(existing_times) + list(times)

@@ -18,14 +18,21 @@ import numpy as np
 from rasterio.enums import Resampling
 from scipy import ndimage
 
-from gapfill.bands import S1_POLS, S2_BANDS, S2_SCL
+from gapfill.bands import S1_POLS, S2_SCL, band_resolution
 from gapfill.cube import layout
 from gapfill.cube.config import CubeConfig
 from gapfill.cube.loader import read_window, stac_dicts
 from gapfill.grid import Grid
 from gapfill.stac.providers import SensorProfile, asset_key, s2_scale_offset
 
-__all__ = ["S1Scene", "S2Day", "DayTile", "tile_has_data", "tile_values"]
+__all__ = [
+    "S1Scene",
+    "S2Day",
+    "DayTile",
+    "tile_has_data",
+    "tile_values",
+    "reflectance_resampling",
+]
 
 
 @dataclass(frozen=True)
@@ -145,18 +152,52 @@ def _halo(tile: DayTile, grid: Grid, radius: int) -> tuple[int, int, int, int]:
     )
 
 
+def reflectance_resampling(band: str, resolution: float) -> Resampling:
+    """How a reflectance band reaches a grid of `resolution` m: read as it is at its
+    native pixel size; averaged over the pixels of a coarser grid (the area mean keeps
+    the reflectance of the footprint, as ESA's own 20 m and 60 m versions of 10 m bands
+    do); bilinear onto a finer grid (a 20 m band on 10 m: smooth, no 2x2 blocks for a
+    network to learn as texture; SNAP's S2 resampler does the same by default)."""
+    native = band_resolution(band)
+    if native < resolution:
+        return Resampling.average
+    if native > resolution:
+        return Resampling.bilinear
+    return Resampling.nearest
+
+
+def _read_bands(
+    items: list[dict],
+    names: Sequence[str],
+    grid: Grid,
+    window: tuple[int, int, int, int],
+    cfg: CubeConfig,
+) -> np.ndarray:
+    """(item, band+SCL, y, x) of `names` (bands, then SCL), each band read with its
+    reflectance resampling and SCL (classes) with nearest; one read per kind."""
+    kinds: dict[Resampling, list[int]] = {}
+    for i, n in enumerate(names):
+        kind = Resampling.nearest if n == S2_SCL else reflectance_resampling(n, grid.resolution)
+        kinds.setdefault(kind, []).append(i)
+    ya, yb, xa, xb = window
+    out = np.empty((len(items), len(names), yb - ya, xb - xa), np.float32)
+    for kind, idx in kinds.items():
+        out[:, idx] = read_window(items, [names[i] for i in idx], grid, window, kind, cfg.loader)
+    return out
+
+
 def _s2_part(
     tile: DayTile, grid: Grid, cfg: CubeConfig, profile: SensorProfile
 ) -> dict[str, np.ndarray]:
     """S2 reflectance (band, y, x) and the clear mask (y, x) of a tile. The cloud mask is
     dilated over a halo read around the tile, so tiles agree with one whole-grid pass."""
-    names = [*S2_BANDS, S2_SCL]
-    nb = len(S2_BANDS)
+    names = [*cfg.bands, S2_SCL]
+    nb = len(cfg.bands)
     radius = int(math.ceil(cfg.dilation_m / grid.resolution))
     ya, yb, xa, xb = _halo(tile, grid, radius)
     items = _canonical(tile.day.items, names, profile)
-    raw = read_window(items, names, grid, (ya, yb, xa, xb), Resampling.nearest, cfg.loader)
-    so = np.array([[s2_scale_offset(d, b, profile) for b in S2_BANDS] for d in items], np.float32)
+    raw = _read_bands(items, names, grid, (ya, yb, xa, xb), cfg)
+    so = np.array([[s2_scale_offset(d, b, profile) for b in cfg.bands] for d in items], np.float32)
     s2_scl = _s2_kernel(raw, so[..., 0], so[..., 1])
     s2, scl = s2_scl[:nb], s2_scl[nb]
     cloudy = np.isin(scl, list(cfg.cloud_classes))

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gapfill.bands import DEFAULT_BANDS, parse_bands
+from gapfill.errors import InputError
 from gapfill.grid import UTCDay
 
 __all__ = ["CubeConfig", "DEFAULT_CLEAR_CLASSES", "DEFAULT_CLOUD_CLASSES"]
@@ -28,6 +30,11 @@ class CubeConfig(BaseModel):
     s1_provider: str | None = None
     stac_url: str | None = None
     profile: str | None = Field(None, description="YAML mapping for --stac-url")
+    bands: tuple[str, ...] = Field(
+        DEFAULT_BANDS,
+        description="Sentinel-2 bands: names (B02,B03,...) or a set (default: the ten 10 m "
+        "and 20 m bands; paper: B02 B03 B04 B08; 20m; all)",
+    )
     resolution: float = Field(10.0, gt=0)
     epsg: int | None = None
     max_gap_days: float = Field(5.0, ge=0, le=30)
@@ -49,6 +56,14 @@ class CubeConfig(BaseModel):
     batch_days: int = Field(
         8, ge=1, le=64, description="days written between updates of their complete flags"
     )
+
+    @field_validator("bands", mode="before")
+    @classmethod
+    def _band_set(cls, v: object) -> tuple[str, ...]:
+        try:
+            return parse_bands(v if isinstance(v, str) else list(v))  # type: ignore[call-overload]
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("epsg")
     @classmethod

@@ -48,6 +48,7 @@ def cube_info(path: str | Path, storage_options: dict[str, Any] | None = None) -
         "epsg": int(ds.attrs[layout.EPSG_ATTR]),
         "shape": [int(ds.sizes["y"]), int(ds.sizes["x"])],
         "resolution": float(ds.attrs[layout.RESOLUTION_ATTR]),
+        "bands": list(layout.bands_of(ds)),
         "days": days,
         "n_days": len(days),
         "n_complete": sum(d["complete"] for d in days),

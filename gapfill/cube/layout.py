@@ -1,9 +1,10 @@
-"""The cube contract (`cube.zarr`, Zarr v3), version 1: names, dtypes, packing, chunks.
+"""The cube contract (`cube.zarr`, Zarr v3), version 2: names, dtypes, packing, chunks.
 
 Train and fill import this module; nothing else spells a variable name, a fill value
 or a scale factor. Layout (shared/DESIGN.md, "Cube"):
 
-- dims `time` (one per kept S2 day, naive UTC), `band` (B02 B03 B04 B08), `pol` (VV VH), `y`, `x`
+- dims `time` (one per kept S2 day, naive UTC), `band` (the cube's band set, in Sentinel-2
+  order: `gapfill.bands`), `pol` (VV VH), `y`, `x`
 - `s2` (time, band, y, x): reflectance, CF-packed uint16 (scale 1e-4, _FillValue 0)
 - `clear` (time, y, x) bool: SCL clear classes after dilating cloud and shadow
 - `s1` (time, pol, y, x): backscatter dB, CF-packed int16 (0.01 dB, _FillValue -32768)
@@ -11,6 +12,9 @@ or a scale factor. Layout (shared/DESIGN.md, "Cube"):
 - `s1_orbit` (time, y, x) int16: its relative orbit (missing: 0; > 175: pseudo-orbit)
 - `complete` (time) bool, written last for each day
 - scalar `spatial_ref` (CF grid mapping) and `grid_mapping` on every variable
+
+Version 2 made the band set data (version 1 cubes hold B02 B03 B04 B08, and are read as
+such: their layout is the same, `bands_of` reads the `band` coordinate of either).
 """
 
 from __future__ import annotations
@@ -23,12 +27,14 @@ import numpy as np
 import xarray as xr
 from pyproj import CRS
 
-from gapfill.bands import S1_POLS, S2_BANDS
+from gapfill.bands import S1_POLS
 from gapfill.grid import Grid
 
 __all__ = [
     "pack",
     "CUBE_CONTRACT_VERSION",
+    "READABLE_CUBE_CONTRACTS",
+    "bands_of",
     "S2",
     "CLEAR",
     "S1",
@@ -62,7 +68,9 @@ __all__ = [
     "DROPPED_DAYS_ATTR",
 ]
 
-CUBE_CONTRACT_VERSION = "1"
+CUBE_CONTRACT_VERSION = "2"
+# Contracts this code reads, writes into and extends (1: the four bands, hard-wired).
+READABLE_CUBE_CONTRACTS = ("1", "2")
 # A new id per cube created (kept when it is extended): a product names the cube it is of.
 CUBE_ID = "cube_id"
 # Set on cubes whose day writes store every chunk (even all-empty ones): a missing chunk of a
@@ -144,9 +152,21 @@ def spatial_ref(grid: Grid) -> xr.DataArray:
     return xr.DataArray(np.int32(0), attrs=attrs)
 
 
-def template(grid: Grid, times: np.ndarray, chunk: int, attrs: Mapping[str, Any]) -> xr.Dataset:
-    """A lazy, all-missing cube for `times` on `grid`: written with `compute=False`
-    it creates every array (and `complete` = False) before any day is filled."""
+def bands_of(ds: xr.Dataset) -> tuple[str, ...]:
+    """The Sentinel-2 bands a cube or product holds, in its order (its `band` coordinate)."""
+    return tuple(str(b) for b in ds["band"].values)
+
+
+def template(
+    grid: Grid,
+    times: np.ndarray,
+    chunk: int,
+    attrs: Mapping[str, Any],
+    bands: tuple[str, ...],
+) -> xr.Dataset:
+    """A lazy, all-missing cube of `bands` for `times` on `grid`: written with
+    `compute=False` it creates every array (and `complete` = False) before any day is
+    filled."""
     import dask.array as da
 
     h, w = grid.shape
@@ -161,7 +181,7 @@ def template(grid: Grid, times: np.ndarray, chunk: int, attrs: Mapping[str, Any]
         {
             S2: (
                 ("time", "band", "y", "x"),
-                lazy((nt, len(S2_BANDS), h, w), np.float32, np.nan, (1, len(S2_BANDS), cy, cx)),
+                lazy((nt, len(bands), h, w), np.float32, np.nan, (1, len(bands), cy, cx)),
             ),
             CLEAR: (("time", "y", "x"), lazy((nt, h, w), bool, False, (1, cy, cx))),
             S1: (
@@ -177,7 +197,7 @@ def template(grid: Grid, times: np.ndarray, chunk: int, attrs: Mapping[str, Any]
         },
         coords={
             "time": ("time", np.asarray(times, dtype="datetime64[ns]")),
-            "band": ("band", np.array(S2_BANDS, dtype=object)),
+            "band": ("band", np.array(bands, dtype=object)),
             "pol": ("pol", np.array(S1_POLS, dtype=object)),
             "y": ("y", y, {"units": "m", "standard_name": "projection_y_coordinate"}),
             "x": ("x", x, {"units": "m", "standard_name": "projection_x_coordinate"}),
@@ -194,7 +214,7 @@ def template(grid: Grid, times: np.ndarray, chunk: int, attrs: Mapping[str, Any]
     return ds
 
 
-def encoding(chunk: int, grid: Grid) -> dict[str, dict[str, Any]]:
+def encoding(chunk: int, grid: Grid, nbands: int) -> dict[str, dict[str, Any]]:
     """Zarr encodings: CF packing plus chunks time=1, full band/pol, square spatial."""
     h, w = grid.shape
     cy, cx = min(chunk, h), min(chunk, w)
@@ -204,7 +224,7 @@ def encoding(chunk: int, grid: Grid) -> dict[str, dict[str, Any]]:
         if name == COMPLETE:
             chunks = (1,)
         elif name == S2:
-            chunks = (1, len(S2_BANDS), cy, cx)
+            chunks = (1, nbands, cy, cx)
         elif name == S1:
             chunks = (1, len(S1_POLS), cy, cx)
         else:
@@ -285,6 +305,10 @@ def open_cube(
             else ""
         ),
     )
-    if ds.attrs.get(store.CUBE_CONTRACT_ATTR) != CUBE_CONTRACT_VERSION:
-        raise InputError(f"{where} is not a gapfill cube of contract {CUBE_CONTRACT_VERSION}")
+    if ds.attrs.get(store.CUBE_CONTRACT_ATTR) not in READABLE_CUBE_CONTRACTS:
+        raise InputError(
+            f"{where} is a gapfill cube of contract {ds.attrs.get(store.CUBE_CONTRACT_ATTR)}, "
+            f"which this gapfill cannot read (it reads {', '.join(READABLE_CUBE_CONTRACTS)}): "
+            "use the gapfill that wrote it, or rebuild it"
+        )
     return ds

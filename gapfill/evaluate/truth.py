@@ -25,7 +25,6 @@ from torchmetrics.functional.image import (
 )
 
 from gapfill import store
-from gapfill.bands import S2_BANDS
 from gapfill.cube import layout
 from gapfill.cube.reference import compose_reference, pick_reference
 from gapfill.errors import InputError
@@ -36,20 +35,27 @@ from gapfill.models.card import ModelCard
 __all__ = ["score_against_truth"]
 
 
-def _truth(world: Path, grid_bounds: tuple[float, ...]) -> dict[str, np.ndarray]:
+def _truth(
+    world: Path, grid_bounds: tuple[float, ...], bands: tuple[str, ...]
+) -> dict[str, np.ndarray]:
+    """Per day, the world's true reflectance (band of `bands`, y, x) on the grid."""
     index_path = world / "truth" / "index.json"
     if not index_path.is_file():
         raise InputError(f"{world} has no truth/index.json: give a 'gapfill synth world' folder")
     out = {}
     for entry in json.loads(index_path.read_text()).values():
-        if tuple(entry["bands"]) != S2_BANDS:
+        lacking = [b for b in bands if b not in entry["bands"]]
+        if lacking:
             raise InputError(
-                f"{index_path} holds bands {entry['bands']}, not {list(S2_BANDS)}: give a "
+                f"{index_path} holds bands {entry['bands']}, not {', '.join(lacking)}: give a "
                 "world written by this gapfill's 'gapfill synth world'"
             )
         with rasterio.open(world / "truth" / entry["path"]) as src:
             win = from_bounds(*grid_bounds, transform=src.transform)
-            data = src.read(window=win.round_offsets().round_lengths())
+            data = src.read(
+                [list(entry["bands"]).index(b) + 1 for b in bands],
+                window=win.round_offsets().round_lengths(),
+            )
         out[entry["datetime"][:10]] = data.astype(np.float32) * float(entry["scale_factor"])
     return out
 
@@ -90,7 +96,7 @@ def score_against_truth(
     cube = layout.open_cube(ds.attrs[store.SOURCE_CUBE_ATTR], chunks=None)
     card = ModelCard.model_validate_json(ds.attrs[product.MODEL_CARD_ATTR])
     rng = card.normalisation.reflectance_max
-    truth = _truth(Path(world), tuple(layout.grid_of(ds).bounds))
+    truth = _truth(Path(world), tuple(layout.grid_of(ds).bounds), layout.bands_of(ds))
     times = cube["time"].values
     status = ds[product.STATUS].values
     clear, orbit = cube[layout.CLEAR].values, cube[layout.S1_ORBIT].values

@@ -109,6 +109,7 @@ def build_cubes(out: Path, worlds: dict[str, Path]) -> dict[str, Path]:
                 end=meta["s2"][-1]["datetime"][:10],
                 stac_url=api.url,
                 chunk=256,
+                bands="paper",  # the paper's experiment: its four bands
             )
             build_cube(cubes[key], cfg, dask_scheduler=cluster.scheduler_address)
             typer.echo(f"cube {key}: {cubes[key]} ({time.perf_counter() - t0:.1f} s)")

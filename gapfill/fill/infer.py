@@ -391,7 +391,8 @@ def fill_window(
             next_dt[j][todo] = aheads[k][todo]
             if spread is not None and spread_out is not None:
                 # optical_inverse is affine: a spread in [-1, 1] units times its slope
-                sigma = spread[k] * np.float32(0.5 * norm.reflectance_max)
+                slope = 0.5 * norm.maxima(spread.shape[1])[:, None, None]
+                sigma = spread[k] * slope
                 spread_out[j][:, todo] = sigma[:, todo]
         model_px = len(inputs) * h * w
     return FilledWindow(

@@ -13,11 +13,12 @@ import pystac
 import shapely
 import xarray as xr
 from pyproj import Transformer
+from pystac.extensions.eo import Band, EOExtension
 from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import DataType, RasterBand, RasterExtension
 
 from gapfill import store
-from gapfill.bands import S2_BANDS
+from gapfill.bands import EO_BANDS
 from gapfill.cube import layout
 from gapfill.fill import product
 from gapfill.storage import absolute, is_url
@@ -52,6 +53,7 @@ def write_item(out: str | Path, storage_options: dict[str, Any] | None = None) -
     )
     times = ds["time"].values
     done = ds[product.COMPLETE].values
+    bands = layout.bands_of(ds)
     item = pystac.Item(
         id=name.removesuffix(".zarr"),
         geometry=json.loads(shapely.to_geojson(geom)),
@@ -91,10 +93,16 @@ def write_item(out: str | Path, storage_options: dict[str, Any] | None = None) -
             offset=0.0,
             spatial_resolution=grid.resolution,
         )
-        for _ in S2_BANDS
+        for _ in bands
     ]
-    for band, rb in zip(S2_BANDS, asset.extra_fields["raster:bands"], strict=True):
+    for band, rb in zip(bands, asset.extra_fields["raster:bands"], strict=True):
         rb["name"] = band
+    # eo:bands per band, in the store's order: name, common name, centre wavelength (µm).
+    EOExtension.ext(asset, add_if_missing=True).bands = [
+        Band.create(name=b, common_name=EO_BANDS[b][0], center_wavelength=EO_BANDS[b][1])
+        for b in bands
+    ]
+    item.properties["gapfill:bands"] = list(bands)
     path = item_path(location)
     text = json.dumps(item.to_dict(include_self_link=False, transform_hrefs=False), indent=2)
     if is_url(path):  # an object is replaced whole by one PUT: no temporary needed

@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from gapfill.bands import S2_BANDS
 from gapfill.cube import layout
 from gapfill.grid import Grid
 
 __all__ = [
     "PRODUCT_CONTRACT_VERSION",
+    "READABLE_PRODUCT_CONTRACTS",
     "S2",
     "STATUS",
     "REFERENCE_DT",
@@ -59,7 +59,10 @@ __all__ = [
     "product_encoding",
 ]
 
-PRODUCT_CONTRACT_VERSION = "2"
+PRODUCT_CONTRACT_VERSION = "3"
+# Contracts this code reads and extends: 2 held the four bands hard-wired, 3 the cube's
+# band set (same layout otherwise: the `band` coordinate says which).
+READABLE_PRODUCT_CONTRACTS = ("2", "3")
 
 S2, STATUS, COMPLETE = layout.S2, "status", layout.COMPLETE
 REFERENCE_DT, REFERENCE_NEXT_DT = "reference_dt", "reference_next_dt"
@@ -118,16 +121,17 @@ def product_template(
     times: np.ndarray,
     chunk: int,
     attrs: Mapping[str, Any],
+    bands: tuple[str, ...],
     *,
     uncertainty: bool = False,
 ) -> xr.Dataset:
-    """A lazy, all-missing product for the cube's `times` (written with `compute=False`),
-    with the `uncertainty` variable when asked."""
+    """A lazy, all-missing product of the cube's `bands` for its `times` (written with
+    `compute=False`), with the `uncertainty` variable when asked."""
     import dask.array as da
 
     h, w = grid.shape
     y, x = grid.coords()
-    nt, nb = len(times), len(S2_BANDS)
+    nt, nb = len(times), len(bands)
     cy, cx = min(chunk, h), min(chunk, w)
     ds = xr.Dataset(
         {
@@ -150,7 +154,7 @@ def product_template(
         },
         coords={
             "time": ("time", np.asarray(times, dtype="datetime64[ns]")),
-            "band": ("band", np.array(S2_BANDS, dtype=object)),
+            "band": ("band", np.array(bands, dtype=object)),
             "y": ("y", y, {"units": "m", "standard_name": "projection_y_coordinate"}),
             "x": ("x", x, {"units": "m", "standard_name": "projection_x_coordinate"}),
             layout.SPATIAL_REF: layout.spatial_ref(grid),
@@ -168,13 +172,13 @@ def product_template(
 
 
 def product_encoding(
-    chunk: int, grid: Grid, *, uncertainty: bool = False
+    chunk: int, grid: Grid, nbands: int, *, uncertainty: bool = False
 ) -> dict[str, dict[str, Any]]:
     """Zarr encodings: the cube's CF packing for `s2` (and `uncertainty`), chunks time=1
     and square spatial."""
     h, w = grid.shape
     cy, cx = min(chunk, h), min(chunk, w)
-    packed = {**layout.ENCODINGS[layout.S2], "chunks": (1, len(S2_BANDS), cy, cx)}
+    packed = {**layout.ENCODINGS[layout.S2], "chunks": (1, nbands, cy, cx)}
     # s2's packing, but 0 is a valid spread: the fill value is the top of the range.
     spread = {**packed, "_FillValue": np.iinfo(np.uint16).max}
     return {

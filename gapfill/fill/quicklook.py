@@ -1,25 +1,31 @@
-"""Quicklooks of a filled product: true colour before / after / status, side by side."""
+"""Quicklooks of a filled product: a colour composite before / after / status, side by side.
+
+True colour (B04, B03, B02) where the store holds those bands, else a named false colour
+(B11, B8A, B05: SWIR, NIR, red edge); the image says which.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from gapfill import store
-from gapfill.bands import S2_BANDS
+from gapfill.bands import PAPER_BANDS, TRUE_COLOUR, display_bands
 from gapfill.cube import layout
 from gapfill.errors import InputError
 from gapfill.fill import product
 from gapfill.storage import require_writable
 
-__all__ = ["quicklook", "quicklook_dir", "true_colour", "STATUS_RGB"]
+__all__ = ["quicklook", "quicklook_dir", "true_colour", "composite", "STATUS_RGB"]
 
 MAX_SIDE = 1024
 MIN_SIDE = 256
-# Reflectance shown as white; a gamma brightens vegetation and soil.
-_WHITE, _GAMMA = 0.3, 1 / 1.6
+# Reflectance shown as white (true colour; infrared composites are brighter); a gamma
+# brightens vegetation and soil.
+_WHITE, _WHITE_INFRARED, _GAMMA = 0.3, 0.5, 1 / 1.6
 STATUS_RGB = {
     product.NODATA: (0, 0, 0),
     product.CLEAR: (150, 150, 150),
@@ -34,22 +40,24 @@ def quicklook_dir(out: str | Path) -> Path:
     return out.with_name(out.name.removesuffix(".zarr") + "-quicklooks")
 
 
-def true_colour(s2: np.ndarray) -> np.ndarray:
-    """(y, x, 3) uint8 true colour of reflectance (band, y, x) in the contract's band
-    order; NaN shows black."""
-    bands = [S2_BANDS.index(b) for b in ("B04", "B03", "B02")]
-    arr = np.asarray(s2, np.float32)[bands]
-    img = np.clip(np.nan_to_num(arr, nan=0.0) / _WHITE, 0, 1) ** _GAMMA
-    return (img.transpose(1, 2, 0) * 255).astype(np.uint8)
+def composite(s2: np.ndarray, bands: Sequence[str]) -> tuple[np.ndarray, str]:
+    """(y, x, 3) uint8 composite of reflectance (band, y, x) of `bands` and its name: true
+    colour where B02-B04 exist, else a false colour (`gapfill.bands.display_bands`); NaN
+    shows black."""
+    rgb, name = display_bands(bands)
+    arr = np.asarray(s2, np.float32)[[list(bands).index(b) for b in rgb]]
+    white = _WHITE if rgb == TRUE_COLOUR else _WHITE_INFRARED
+    img = np.clip(np.nan_to_num(arr, nan=0.0) / white, 0, 1) ** _GAMMA
+    return (img.transpose(1, 2, 0) * 255).astype(np.uint8), name
 
 
-def _rgb(s2: xr.DataArray) -> np.ndarray:
-    bands = [str(b) for b in s2["band"].values]
-    if tuple(bands) != S2_BANDS:
-        raise InputError(
-            f"the store's bands are {bands}, not {list(S2_BANDS)}: give a product of 'gapfill fill'"
-        )
-    return true_colour(s2.values)
+def true_colour(s2: np.ndarray, bands: Sequence[str] = PAPER_BANDS) -> np.ndarray:
+    """(y, x, 3) uint8 true colour of reflectance (band, y, x) of `bands` (a set holding
+    B02-B04); NaN shows black."""
+    img, name = composite(s2, bands)
+    if not name.startswith("true colour"):
+        raise ValueError(f"no true colour from bands {list(bands)}")
+    return img
 
 
 def quicklook(filled: str | Path, day: str, png: str | Path) -> Path:
@@ -67,8 +75,8 @@ def quicklook(filled: str | Path, day: str, png: str | Path) -> Path:
             f"{filled} is not a Zarr store: give a product of 'gapfill fill'"
         ) from None
     store.require(ds.attrs, store.PRODUCT, str(filled), "give a product of 'gapfill fill'")
-    if ds.attrs.get(store.PRODUCT_CONTRACT_ATTR) != product.PRODUCT_CONTRACT_VERSION:
-        raise InputError(f"{filled} is not a gapfill filled product of this contract")
+    if ds.attrs.get(store.PRODUCT_CONTRACT_ATTR) not in product.READABLE_PRODUCT_CONTRACTS:
+        raise InputError(f"{filled} is a gapfill product of a contract this gapfill cannot read")
     days = [str(t)[:10] for t in ds["time"].values]
     if day not in days:
         raise InputError(f"{day} is not a day of {filled} ({days[0]} to {days[-1]})")
@@ -87,7 +95,10 @@ def quicklook(filled: str | Path, day: str, png: str | Path) -> Path:
     flags = np.zeros((*status.shape, 3), np.uint8)
     for value, rgb in STATUS_RGB.items():
         flags[status == value] = rgb
-    panels = [("observed", _rgb(before)), ("filled", _rgb(after)), ("status", flags)]
+    bands = layout.bands_of(ds)
+    observed, name = composite(before.values, bands)
+    panels = [("observed", observed), (f"filled, {name}", composite(after.values, bands)[0])]
+    panels.append(("status", flags))
     h, w = status.shape
     zoom = max(1, MIN_SIDE // max(h, w))  # small regions: enlarge, pixels kept square
     h, w = h * zoom, w * zoom

@@ -33,7 +33,7 @@ import zarr
 
 from gapfill import store
 from gapfill._provenance import __version__, git_sha
-from gapfill.bands import S1_POLS, S2_BANDS
+from gapfill.bands import S1_POLS
 from gapfill.cluster import dask_client
 from gapfill.cube import layout
 from gapfill.cube.check import require_intact
@@ -95,11 +95,16 @@ class FillReport:
 
 def check_fit(card: ModelCard, cube: xr.Dataset, model_dir: str) -> None:
     """A model may fill a cube only if it reads the cube's bands, pols and units."""
-    bands = tuple(str(b) for b in cube["band"].values)
+    bands = layout.bands_of(cube)
     pols = tuple(str(p) for p in cube["pol"].values)
+    where = cube.encoding.get("source", "")
+    if tuple(card.bands) != bands:
+        raise InputError(
+            f"the model in {model_dir} reads and writes bands {','.join(card.bands)}, but cube "
+            f"{where} holds {','.join(bands)}: use a model trained on cubes of these bands "
+            f"(gapfill train --cube ...), or a cube built with --bands {','.join(card.bands)}"
+        )
     problems = []
-    if tuple(card.bands) != bands or tuple(card.bands) != S2_BANDS:
-        problems.append(f"bands {list(card.bands)} vs the cube's {list(bands)}")
     if tuple(card.polarisations) != pols or tuple(card.polarisations) != S1_POLS:
         problems.append(f"polarisations {list(card.polarisations)} vs the cube's {list(pols)}")
     if card.normalisation.version != NORM_CONTRACT_VERSION:
@@ -115,14 +120,18 @@ def check_fit(card: ModelCard, cube: xr.Dataset, model_dir: str) -> None:
         problems.append(f"unknown method {card.method!r}")
     else:
         both = card.reference.rule == "both"
-        want = input_channels(method.task, both)
+        want = input_channels(method.task, both, card.bands)
         if tuple(card.input_channels) != want or card.task != method.task:
             problems.append(f"input channels {list(card.input_channels)} of {card.method}")
     if card.generator.in_channels != len(card.input_channels):
         problems.append("generator input width differs from its input channels")
+    if card.generator.out_channels != len(card.bands):
+        problems.append(f"generator output width {card.generator.out_channels} vs its bands")
+    if card.normalisation.band_max and tuple(card.normalisation.band_max) != tuple(card.bands):
+        problems.append("normalisation bands differ from the card's bands")
     if problems:
         raise InputError(
-            f"the model in {model_dir} does not fit cube {cube.encoding.get('source', '')}: "
+            f"the model in {model_dir} does not fit cube {where}: "
             + "; ".join(problems)
             + " — use a model trained on cubes of this contract"
         )
@@ -285,12 +294,13 @@ def _open_or_create(
     into place), or checked (grid, days, model) and extended when the cube has grown."""
     grid = layout.grid_of(cube)
     times = cube["time"].values
+    bands = layout.bands_of(cube)
     with _store_lock(out):
         spread = bool(attrs.get(product.UNCERTAINTY_ATTR))
         if not out.exists():
             out.create(
-                product.product_template(grid, times, chunk, attrs, uncertainty=spread),
-                product.product_encoding(chunk, grid, uncertainty=spread),
+                product.product_template(grid, times, chunk, attrs, bands, uncertainty=spread),
+                product.product_encoding(chunk, grid, len(bands), uncertainty=spread),
             )
         try:
             existing = out.open()
@@ -299,10 +309,18 @@ def _open_or_create(
                 f"{out} exists and is not a filled product: choose another --out"
             ) from None
         store.require(existing.attrs, store.PRODUCT, str(out), "choose another --out")
-        if existing.attrs.get(store.PRODUCT_CONTRACT_ATTR) != product.PRODUCT_CONTRACT_VERSION:
+        if (
+            existing.attrs.get(store.PRODUCT_CONTRACT_ATTR)
+            not in product.READABLE_PRODUCT_CONTRACTS
+        ):
             raise InputError(
                 f"{out} is not a gapfill product (contract "
-                f"{product.PRODUCT_CONTRACT_VERSION}): choose another --out"
+                f"{' or '.join(product.READABLE_PRODUCT_CONTRACTS)}): choose another --out"
+            )
+        if layout.bands_of(existing) != bands:
+            raise InputError(
+                f"{out} holds bands {','.join(layout.bands_of(existing))}, not the cube's "
+                f"{','.join(bands)}: choose another --out"
             )
         if layout.grid_of(existing) != grid:
             raise InputError(
@@ -362,7 +380,12 @@ def _open_or_create(
             )
         if len(old) < len(times):
             new = product.product_template(
-                grid, times[len(old) :], chunk, dict(existing.attrs), uncertainty=bool(passes)
+                grid,
+                times[len(old) :],
+                chunk,
+                dict(existing.attrs),
+                bands,
+                uncertainty=bool(passes),
             )
             out.append_days(new, ["band", "x", "y", layout.SPATIAL_REF])
             existing = out.open()

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gapfill.bands import S1_POLS, S2_BANDS
+from gapfill.bands import PAPER_BANDS, S1_POLS
 from gapfill.cube.reference import ReferenceRule
 from gapfill.errors import InputError
 from gapfill.models.generator import Generator, GeneratorConfig
@@ -45,7 +45,11 @@ class ModelCard(BaseModel):
     preset: str
     generator: GeneratorConfig
     input_channels: tuple[str, ...]
-    bands: tuple[str, ...] = S2_BANDS
+    bands: tuple[str, ...] = Field(
+        PAPER_BANDS,
+        description="the Sentinel-2 bands it reads (O1, O3) and writes, in order: its "
+        "training cubes' band set (cards before band sets: the paper's four)",
+    )
     polarisations: tuple[str, ...] = S1_POLS
     units: dict[str, str] = Field(
         default_factory=lambda: {"s1": "dB", "s2": "reflectance", "output": "reflectance"}

@@ -12,6 +12,7 @@ entropy (the paper's Eq. 1 has a typo, "1 - log D").
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gapfill.bands import S1_POLS, S2_BANDS
+from gapfill.bands import PAPER_BANDS, S1_POLS
 from gapfill.errors import InputError
 
 __all__ = [
@@ -47,21 +48,25 @@ class Method:
 
     @property
     def channels(self) -> tuple[str, ...]:
-        """Input channel order (Task B: S1_t2, S1_t1, O1; Task A: S1_t2)."""
+        """Input channel order on the paper's bands (Task B: S1_t2, S1_t1, O1; Task A:
+        S1_t2); `input_channels` gives them for any band set."""
         return input_channels(self.task)
 
 
-def input_channels(task: str, both: bool = False) -> tuple[str, ...]:
-    """The generator's input channels, in order, named `<source>:<band>`. With the
-    reference rule `both` (Task B), the later side follows: S1_t3, O3, the ages of both
-    references and whether the later one exists (`gapfill.normalize.model_input`)."""
+def input_channels(
+    task: str, both: bool = False, bands: Sequence[str] = PAPER_BANDS
+) -> tuple[str, ...]:
+    """The generator's input channels, in order, named `<source>:<band>`, for a cube of
+    `bands` (the paper's four by default). With the reference rule `both` (Task B), the
+    later side follows: S1_t3, O3, the ages of both references and whether the later one
+    exists (`gapfill.normalize.model_input`)."""
     s1_t2 = tuple(f"S1_t2:{p}" for p in S1_POLS)
     if task == "A":
         return s1_t2
-    causal = (*s1_t2, *(f"S1_t1:{p}" for p in S1_POLS), *(f"O1:{b}" for b in S2_BANDS))
+    causal = (*s1_t2, *(f"S1_t1:{p}" for p in S1_POLS), *(f"O1:{b}" for b in bands))
     if not both:
         return causal
-    later = (*(f"S1_t3:{p}" for p in S1_POLS), *(f"O3:{b}" for b in S2_BANDS))
+    later = (*(f"S1_t3:{p}" for p in S1_POLS), *(f"O3:{b}" for b in bands))
     return (*causal, *later, "age:t1", "age:t3", "avail:t3")
 
 

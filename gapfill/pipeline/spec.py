@@ -13,12 +13,21 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 from pydantic import model_validator as _model_validator
 
+from gapfill.bands import parse_bands
 from gapfill.cube.config import CubeConfig
 from gapfill.errors import InputError
 from gapfill.fill.config import FillConfig
@@ -39,6 +48,7 @@ __all__ = [
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "pipelines" / "schema.json"
 
 _CUBE_KEYS = (
+    "bands",
     "resolution",
     "epsg",
     "max_gap_days",
@@ -67,10 +77,22 @@ _FILL_KEYS = (
 )
 
 
+def _band_set(value: str | tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        return parse_bands(value)
+    except InputError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def _subset(name: str, model: type[BaseModel], keys: tuple[str, ...], doc: str) -> Any:
     fields: dict[str, Any] = {
         k: (model.model_fields[k].annotation, model.model_fields[k]) for k in keys
     }
+    if "bands" in fields:  # a set's name or a list, checked where the spec is read
+        fields["bands"] = (
+            Annotated[str | tuple[str, ...], AfterValidator(_band_set)],
+            model.model_fields["bands"],
+        )
     return create_model(name, __config__=ConfigDict(extra="forbid"), __doc__=doc, **fields)
 
 

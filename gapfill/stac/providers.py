@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gapfill.bands import S1_POLS, S2_BANDS, S2_SCL
+from gapfill.bands import S1_POLS, S2_NATIVE_RESOLUTION, S2_SCL
 from gapfill.errors import InputError, first_problem
 
 __all__ = [
@@ -27,6 +27,8 @@ __all__ = [
     "profiles_for",
     "custom_profiles",
     "asset_key",
+    "missing_bands",
+    "EARTH_SEARCH_S2_KEYS",
     "s2_scale_offset",
     "item_epsg",
     "relative_orbit",
@@ -39,9 +41,25 @@ PLANETARY_COMPUTER_URL = "https://planetarycomputer.microsoft.com/api/stac/v1"
 
 # Candidate keys per band: a profile takes the first one an item has, so a local API
 # that serves both conventions (synthetic Earth Search world + real PC sample) works.
-_PC_S2 = {**{b: [b] for b in S2_BANDS}, S2_SCL: ["SCL"]}
-_ES_S2 = {"B02": ["blue"], "B03": ["green"], "B04": ["red"], "B08": ["nir"], S2_SCL: ["scl"]}
+# Every L2A band: Planetary Computer keys by band name, Earth Search (v1) by common name.
+_PC_S2 = {**{b: [b] for b in S2_NATIVE_RESOLUTION}, S2_SCL: ["SCL"]}
+EARTH_SEARCH_S2_KEYS: dict[str, list[str]] = {
+    "B01": ["coastal"],
+    "B02": ["blue"],
+    "B03": ["green"],
+    "B04": ["red"],
+    "B05": ["rededge1"],
+    "B06": ["rededge2"],
+    "B07": ["rededge3"],
+    "B08": ["nir"],
+    "B8A": ["nir08"],
+    "B09": ["nir09"],
+    "B11": ["swir16"],
+    "B12": ["swir22"],
+    S2_SCL: ["scl"],
+}
 _PC_S1 = {"VV": ["vv"], "VH": ["vh"]}
+_ES_S2 = EARTH_SEARCH_S2_KEYS
 _ANY_S2 = {b: _PC_S2[b] + _ES_S2[b] for b in _PC_S2}
 _ANY_S1 = {"VV": ["vv", "VV"], "VH": ["vh", "VH"]}
 
@@ -157,7 +175,8 @@ def custom_profiles(
 ) -> tuple[SensorProfile, SensorProfile]:
     """Profiles for any STAC API URL; `mapping` is an optional YAML file naming the
     collections and asset keys (default: `sentinel-2-l2a`/`sentinel-1-rtc`, keys of
-    either Planetary Computer or Earth Search conventions)."""
+    either Planetary Computer or Earth Search conventions). A mapping needs SCL and both
+    polarisations; the bands a cube asks for are checked by the build (`missing_bands`)."""
     if not url.startswith(("http://", "https://")):
         raise InputError(f"STAC URL {url!r} must start with http:// or https://")
     cfg = _CustomMapping()
@@ -172,7 +191,7 @@ def custom_profiles(
             raise InputError(f"profile mapping {mapping} is invalid: {problem}") from None
     out = []
     for sensor, spec, default, needed in (
-        ("s2", cfg.s2, _ANY_S2, (*S2_BANDS, S2_SCL)),
+        ("s2", cfg.s2, _ANY_S2, (S2_SCL,)),
         ("s1", cfg.s1, _ANY_S1, S1_POLS),
     ):
         assets = spec.assets or default
@@ -221,6 +240,24 @@ def profiles_for(
         s1_provider or ("planetary-computer" if provider in (None, "earth-search") else provider),
     )
     return s2, s1
+
+
+def missing_bands(items: Any, bands: tuple[str, ...], profile: SensorProfile) -> dict[str, str]:
+    """Per requested band that no item of `items` holds (or the profile does not map),
+    why, in a phrase: the catalog lacks it, so no day could be built with it."""
+    out: dict[str, str] = {}
+    for band in bands:
+        keys = profile.assets.get(band, [])
+        if not keys:
+            out[band] = f"the {profile.provider} profile maps no asset key to it"
+            continue
+        if not any(
+            k in (it.assets if hasattr(it, "assets") else it["assets"])
+            for it in items
+            for k in keys
+        ):
+            out[band] = f"none of the {len(items)} items has an asset {' or '.join(keys)}"
+    return out
 
 
 def asset_key(item: Any, band: str, profile: SensorProfile) -> str:

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gapfill.bands import DEFAULT_BANDS
 from gapfill.synth._noise import fractal, hash_uniform, normal_cdf, value_noise
 from gapfill.synth.spec import WorldSpec
 
-__all__ = ["Landscape", "CLASSES", "LANDSCAPES"]
+__all__ = ["Landscape", "CLASSES", "LANDSCAPES", "BANDS"]
 
 # Land-cover classes of the truth map.
 CLASSES = {0: "water", 1: "crop", 2: "forest", 3: "urban", 4: "bare"}
@@ -21,17 +22,27 @@ WATER, CROP, FOREST, URBAN, BARE = range(5)
 
 LANDSCAPES = ("flat-agri", "mountain-arid")
 
-# Surface reflectance (B02, B03, B04, B08) per class; crops mix soil and canopy.
+# The bands the world renders (the default ten) and their surface reflectance per class;
+# crops mix soil and canopy. Typical library spectra: vegetation climbs the red edge
+# (B05-B07) to the NIR plateau (B08, B8A) and falls in the short-wave infrared where
+# leaf water absorbs (B11, B12); soils rise slowly into the SWIR; water is dark beyond
+# the red; snow is bright in the visible and NIR and dark in the SWIR (what tells it
+# from cloud).
+BANDS = DEFAULT_BANDS
 _SPECTRA = {
-    "water": (0.055, 0.050, 0.030, 0.015),
-    "flood": (0.085, 0.090, 0.070, 0.035),
-    "forest": (0.030, 0.060, 0.030, 0.340),
-    "urban": (0.110, 0.125, 0.135, 0.190),
-    "soil": (0.085, 0.115, 0.150, 0.220),
-    "arid": (0.150, 0.205, 0.270, 0.330),
-    "canopy": (0.025, 0.070, 0.030, 0.460),
-    "snow": (0.780, 0.770, 0.760, 0.680),
+    #        B02    B03    B04    B05    B06    B07    B08    B8A    B11    B12
+    "water": (0.055, 0.050, 0.030, 0.022, 0.018, 0.016, 0.015, 0.013, 0.008, 0.005),
+    "flood": (0.085, 0.090, 0.070, 0.060, 0.045, 0.040, 0.035, 0.032, 0.020, 0.012),
+    "forest": (0.030, 0.060, 0.030, 0.100, 0.250, 0.310, 0.340, 0.350, 0.170, 0.080),
+    "urban": (0.110, 0.125, 0.135, 0.150, 0.170, 0.180, 0.190, 0.200, 0.240, 0.210),
+    "soil": (0.085, 0.115, 0.150, 0.180, 0.200, 0.210, 0.220, 0.235, 0.300, 0.250),
+    "arid": (0.150, 0.205, 0.270, 0.300, 0.315, 0.325, 0.330, 0.345, 0.420, 0.370),
+    "canopy": (0.025, 0.070, 0.030, 0.120, 0.330, 0.420, 0.460, 0.470, 0.230, 0.110),
+    "snow": (0.780, 0.770, 0.760, 0.750, 0.730, 0.710, 0.680, 0.650, 0.080, 0.060),
 }
+# How much a wet day darkens soil per band, relative to the visible: water absorbs most
+# in the short-wave infrared.
+_WETTING = np.array([1.0, 1.0, 1.0, 1.0, 1.1, 1.1, 1.2, 1.2, 1.8, 2.0])[:, None]
 # Backscatter in dB (VV, VH) per class.
 _SIGMA = {
     "water": (-22.0, -28.5),
@@ -186,14 +197,14 @@ class Landscape:
         return float(self._moisture[int(np.floor(t)) % self._moisture.size])
 
     def reflectance(self, st: Static, t: float) -> np.ndarray:
-        """True cloud-free surface reflectance (4, ...) at time t."""
+        """True cloud-free surface reflectance (band of `BANDS`, ...) at time t."""
         cls, veg, flooded = self._state(st, t)
         soil_key = "soil" if self.spec.landscape == "flat-agri" else "arid"
         sp = {k: np.array(v)[:, None] for k, v in _SPECTRA.items()}
         shape = cls.shape
         flat = cls.reshape(-1)
         vegf = veg.reshape(-1)
-        wet = 1.0 - 0.12 * self.moisture(t)
+        wet = 1.0 - 0.12 * self.moisture(t) * _WETTING
         soil = sp[soil_key] * wet
         out = soil * (1 - vegf) + sp["canopy"] * vegf
         out = np.where(flat == WATER, sp["water"], out)
@@ -201,7 +212,7 @@ class Landscape:
         out = np.where(flat == URBAN, sp["urban"], out)
         out = np.where(flooded.reshape(-1), sp["flood"], out)
         out = np.where(self._snow(st, t).reshape(-1), sp["snow"], out)
-        out = out.reshape((4,) + shape) * (1.0 + st.texture)
+        out = out.reshape((len(BANDS),) + shape) * (1.0 + st.texture)
         if self.spec.landscape != "flat-agri":
             # Sun from the south-east at 35 degrees elevation (late autumn).
             sun = np.array([np.cos(np.radians(35)) * 0.7, -np.cos(np.radians(35)) * 0.7])

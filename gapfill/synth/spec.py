@@ -73,11 +73,11 @@ class WorldSpec(BaseModel):
     resolution: float = 10.0
     block: int = Field(1024, ge=64, description="rendering block in pixels (memory bound)")
 
-    @field_validator("size")
+    @field_validator("size", "block")
     @classmethod
     def _even(cls, v: int) -> int:
         if v % 2:
-            raise ValueError("size must be even (SCL is written at 20 m)")
+            raise ValueError("must be even (SCL and the 20 m bands are written at 20 m)")
         return v
 
     @field_validator("site")

@@ -10,14 +10,14 @@ import pystac
 import rasterio
 from scipy.ndimage import uniform_filter
 
-from gapfill.bands import S2_BANDS, S2_SCL
+from gapfill.bands import DEFAULT_BANDS, PAPER_BANDS, S2_SCL
 from gapfill.errors import InputError
 from gapfill.stac.providers import asset_key, custom_profiles, s2_scale_offset
 
 __all__ = ["world_stats", "catalog_value_ranges"]
 
 # A pixel "changes" between two dates when its true reflectance moves this far
-# (Euclidean distance over B02 B03 B04 B08).
+# (Euclidean distance over the paper's four bands, B02 B03 B04 B08).
 CHANGE_THRESHOLD = 0.05
 SPECKLE_WINDOW = 5
 
@@ -44,31 +44,35 @@ def _items(catalog_dir: Path) -> dict[str, list[pystac.Item]]:
     return out
 
 
-def _s2_reflectance(item: pystac.Item) -> np.ndarray:
-    """Reflectance (4, y, x) of an S2 item, read with either provider's conventions."""
+def _clear_band_values(item: pystac.Item) -> dict[str, np.ndarray]:
+    """Per band of the default set the item has, its reflectance on clear pixels (SCL 4,
+    5, 6 at the band's own pixel size: SCL is 20 m), read with either provider's
+    conventions."""
     profile, _ = custom_profiles("http://local")
-    return np.stack(
-        [
-            _read(item.assets[key].get_absolute_href())[0] * scale + offset
-            for key in (asset_key(item, b, profile) for b in S2_BANDS)
-            for scale, offset in [s2_scale_offset(item, key, profile)]
-        ]
-    )
+    scl = _read(item.assets[asset_key(item, S2_SCL, profile)].get_absolute_href())[0]
+    out = {}
+    for band in DEFAULT_BANDS:
+        try:
+            key = asset_key(item, band, profile)
+        except InputError:  # a site without this band
+            continue
+        scale, offset = s2_scale_offset(item, key, profile)
+        refl = _read(item.assets[key].get_absolute_href())[0] * scale + offset
+        k = max(refl.shape[0] // scl.shape[0], 1)
+        clear = np.isin(np.kron(scl, np.ones((k, k)))[: refl.shape[0], : refl.shape[1]], (4, 5, 6))
+        out[band] = refl[clear]
+    return out
 
 
 def catalog_value_ranges(catalog_dir: str | Path, max_items: int = 12) -> dict:
     """Percentiles (1, 50, 99) of S2 reflectance on clear pixels and S1 dB per band."""
     items = _items(Path(catalog_dir))
-    s2_vals: list[np.ndarray] = []
+    s2_vals: dict[str, list[np.ndarray]] = {}
     for item in items.get("sentinel-2-l2a", [])[
         :: max(1, len(items.get("sentinel-2-l2a", [])) // max_items)
     ]:
-        refl = _s2_reflectance(item)
-        scl_key = asset_key(item, S2_SCL, custom_profiles("http://local")[0])
-        scl = _read(item.assets[scl_key].get_absolute_href())[0]
-        clear = np.isin(np.kron(scl, np.ones((2, 2)))[: refl.shape[1], : refl.shape[2]], (4, 5, 6))
-        if clear.any():
-            s2_vals.append(refl[:, clear])
+        for band, values in _clear_band_values(item).items():
+            s2_vals.setdefault(band, []).append(values)
     s1_vals: dict[str, list[np.ndarray]] = {"vv": [], "vh": []}
     s1_items = items.get("sentinel-1-rtc", [])
     for item in s1_items[:: max(1, len(s1_items) // max_items)]:
@@ -77,10 +81,10 @@ def catalog_value_ranges(catalog_dir: str | Path, max_items: int = 12) -> dict:
             lin = lin[np.isfinite(lin) & (lin > 0)]
             s1_vals[pol].append(10 * np.log10(lin))
     out: dict = {}
-    if s2_vals:
-        allv = np.concatenate(s2_vals, axis=1)
-        for b, name in enumerate(("B02", "B03", "B04", "B08")):
-            out[f"s2_{name}"] = [round(float(p), 4) for p in np.nanpercentile(allv[b], (1, 50, 99))]
+    for name, parts in s2_vals.items():
+        allv = np.concatenate(parts)
+        if allv.size:
+            out[f"s2_{name}"] = [round(float(p), 4) for p in np.nanpercentile(allv, (1, 50, 99))]
     for pol, vals in s1_vals.items():
         if vals:
             out[f"s1_{pol}_db"] = [
@@ -108,7 +112,11 @@ def world_stats(world_dir: str | Path, reference: str | Path | None = None) -> d
     index = json.loads((world_dir / "truth" / "index.json").read_text())
     s2 = meta["s2"]
     s1 = meta["s1"]
-    truths = [_read(str(world_dir / "truth" / index[d["id"]]["path"])) / 10000.0 for d in s2]
+    truths = []
+    for d in s2:
+        entry = index[d["id"]]
+        four = [list(entry.get("bands", PAPER_BANDS)).index(b) for b in PAPER_BANDS]
+        truths.append(_read(str(world_dir / "truth" / entry["path"]))[four] / 10000.0)
     s1_times = np.array([np.datetime64(a["datetime"].rstrip("Z")) for a in s1])
 
     def nearest_s1_db(when: str) -> np.ndarray:

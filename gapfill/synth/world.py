@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,10 +25,11 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from gapfill._provenance import __version__, git_sha
-from gapfill.bands import S2_BANDS
+from gapfill.bands import band_resolution
 from gapfill.errors import InputError
+from gapfill.stac.providers import EARTH_SEARCH_S2_KEYS
 from gapfill.synth._noise import hash_uniform, speckle
-from gapfill.synth.landscape import WATER, Landscape, Static
+from gapfill.synth.landscape import BANDS, WATER, Landscape, Static
 from gapfill.synth.spec import WorldSpec
 
 __all__ = ["make_world", "WorldSchedule", "S1Acquisition", "S2Acquisition", "schedule"]
@@ -37,9 +39,13 @@ log = logging.getLogger(__name__)
 S1_NODATA = -32768.0
 # PC/ES: from processing baseline 04.00 (25 Jan 2022) DN carry a +1000 offset.
 _BASELINE_04_START = datetime(2022, 1, 25)
-_CLOUD_REFLECTANCE = np.array([0.42, 0.41, 0.42, 0.47], np.float32)[:, None, None]
+# Cloud tops per band of BANDS: bright and flat, darker in the short-wave infrared.
+_CLOUD_REFLECTANCE = np.array(
+    [0.42, 0.41, 0.42, 0.43, 0.45, 0.46, 0.47, 0.47, 0.38, 0.30], np.float32
+)[:, None, None]
 _COG_OPTIONS = {"COMPRESS": "DEFLATE", "PREDICTOR": "2", "BLOCKSIZE": "512", "OVERVIEWS": "AUTO"}
-_ES_KEYS = {"B02": "blue", "B03": "green", "B04": "red", "B08": "nir", "SCL": "scl"}
+_ES_KEYS = {b: EARTH_SEARCH_S2_KEYS[b][0] for b in (*BANDS, "SCL")}
+_B04, _B08 = BANDS.index("B04"), BANDS.index("B08")
 _GDAL_CACHE_MB = 256
 _EXT = {
     "eo": "https://stac-extensions.github.io/eo/v1.1.0/schema.json",
@@ -238,7 +244,7 @@ def _scl(
 ) -> np.ndarray:
     """The scene classification of one day at the given (20 m) positions."""
     refl = land.reflectance(st, t)
-    ndvi = (refl[3] - refl[2]) / (refl[3] + refl[2] + 1e-6)
+    ndvi = (refl[_B08] - refl[_B04]) / (refl[_B08] + refl[_B04] + 1e-6)
     cls = land.landcover(st, t)
     scl = np.where(ndvi > 0.35, 4, 5).astype(np.uint8)
     scl[refl.mean(axis=0) < 0.02] = 2
@@ -256,6 +262,26 @@ def _scl(
     scl[alpha >= 0.6] = 9
     scl[u < acq.nodata_west * width_m] = 0
     return scl
+
+
+def _digital_numbers(
+    obs: np.ndarray, nodata: np.ndarray, acq: S2Acquisition, win: Window
+) -> Iterator[tuple[str, np.ndarray, Window]]:
+    """(band, DN, window) of one block's observed reflectance (band, h, w) at 10 m: 10 m
+    bands as they are, 20 m bands as the mean of each 2 x 2 pixels (a 20 m detector
+    pixel sees their area), no data where any of them has none."""
+    h, w = obs.shape[1:]
+    half = Window(win.col_off // 2, win.row_off // 2, w // 2, h // 2)
+    nodata20 = np.asarray(nodata.reshape(h // 2, 2, w // 2, 2).any(axis=(1, 3)))
+    for b, band in enumerate(BANDS):
+        refl, mask, at = obs[b], nodata, win
+        if band_resolution(band) == 20:
+            refl = refl.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+            mask, at = nodata20, half
+        dn = np.clip(np.round(refl * 10000) + _s2_offset(acq.datetime), 1, 65535)
+        dn = dn.astype(np.uint16)
+        dn[mask] = 0
+        yield band, dn, at
 
 
 def _observed(
@@ -314,7 +340,7 @@ def _render(work: Path, spec: WorldSpec) -> None:
     geo10 = _Geo(n, res, loc.x0, loc.y0)
     geo20 = _Geo(n // 2, 2 * res, loc.x0, loc.y0)
     for item_id in s2_ids:
-        for band in S2_BANDS:
+        for band in BANDS:
             writers.open(
                 f"{item_id}/{band}",
                 work / "s2" / item_id / f"{band}.tif",
@@ -322,7 +348,7 @@ def _render(work: Path, spec: WorldSpec) -> None:
                 count=1,
                 nodata=0,
                 resampling="AVERAGE",
-                geo=geo10,
+                geo=geo10 if band_resolution(band) == 10 else geo20,
             )
         writers.open(
             f"{item_id}/SCL",
@@ -337,7 +363,7 @@ def _render(work: Path, spec: WorldSpec) -> None:
             f"truth/{item_id}",
             work / "truth" / f"{item_id}.tif",
             dtype="uint16",
-            count=4,
+            count=len(BANDS),
             nodata=None,
             resampling="AVERAGE",
             geo=geo10,
@@ -378,11 +404,8 @@ def _render(work: Path, spec: WorldSpec) -> None:
                 truth = land.reflectance(st, t)
                 writers.write(f"truth/{item_id}", np.round(truth * 10000).astype(np.uint16), win)
                 obs = _observed(land, truth, u, v, a)
-                dn = np.clip(np.round(obs * 10000) + _s2_offset(a.datetime), 1, 65535)
-                dn = dn.astype(np.uint16)
-                dn[:, u < a.nodata_west * width_m] = 0
-                for b, band in enumerate(S2_BANDS):
-                    writers.write(f"{item_id}/{band}", dn[b], win)
+                for band, dn, at in _digital_numbers(obs, u < a.nodata_west * width_m, a, win):
+                    writers.write(f"{item_id}/{band}", dn, at)
             for sc, item_id in zip(plan.s1, s1_ids, strict=True):
                 t = plan.days(sc.datetime)
                 db = land.backscatter_db(st, t, sc.ascending, sc.incidence_offset)
@@ -491,9 +514,10 @@ def _write_catalog(
             stac_extensions=[_EXT["eo"], _EXT["proj"], _EXT["raster"], _EXT["sat"]]
             + ([_EXT["grid"], _EXT["mgrs"]] if es else []),
         )
-        for key in (*S2_BANDS, "SCL"):
+        for key in (*BANDS, "SCL"):
             is_scl = key == "SCL"
-            r = 2 * res if is_scl else res
+            coarse = is_scl or band_resolution(key) == 20
+            r = 2 * res if coarse else res
             band: dict = {
                 "nodata": 0,
                 "data_type": "uint8" if is_scl else "uint16",
@@ -501,7 +525,7 @@ def _write_catalog(
             }
             if es and not is_scl:
                 band.update({"scale": 0.0001, "offset": -0.1 if _s2_offset(a.datetime) else 0.0})
-            extra = {**_asset_proj(n // 2 if is_scl else n, r, loc.x0, loc.y0), "gsd": r}
+            extra = {**_asset_proj(n // 2 if coarse else n, r, loc.x0, loc.y0), "gsd": r}
             if es:
                 extra["raster:bands"] = [band]
             item.add_asset(
@@ -585,7 +609,7 @@ def _write_catalog(
             "datetime": a.datetime.isoformat() + "Z",
             "path": f"{item_id}.tif",
             "scale_factor": 1e-4,
-            "bands": list(S2_BANDS),
+            "bands": list(BANDS),
         }
         for a, item_id in zip(plan.s2, s2_ids, strict=True)
     }

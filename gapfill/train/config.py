@@ -15,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from gapfill.bands import PAPER_BANDS
 from gapfill.errors import InputError, first_problem
 from gapfill.storage import absolute, redacted_options, shown
 from gapfill.train.data import DataConfig
@@ -143,6 +144,12 @@ class TrainConfig(BaseModel):
         and what a resumed run must keep."""
         return self.blend and self.both and self.residual
 
+    @property
+    def bands(self) -> tuple[str, ...]:
+        """The band set trained on: the cubes' once `train` has resolved it (the paper's
+        four before)."""
+        return self.data.bands if self.data.bands is not None else PAPER_BANDS
+
     def generator(self) -> Generator:
         """The generator this config trains, freshly initialised from the torch seed."""
         from gapfill.models import build_generator
@@ -152,6 +159,7 @@ class TrainConfig(BaseModel):
             self.preset,
             residual=self.residual,
             both=self.both,
+            bands=self.bands,
             norm=self.norm,
             blend=self.blend_active,
         )

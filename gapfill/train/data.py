@@ -75,6 +75,11 @@ class DataConfig(BaseModel):
     )
     reference: ReferenceRule = ReferenceRule()
     normalisation: Normalisation = Normalisation()
+    bands: tuple[str, ...] | None = Field(
+        None,
+        description="the cubes' band set (every cube must hold the same); left out, "
+        "`train` takes it from the cubes and records it",
+    )
 
     @field_validator("cubes")
     @classmethod

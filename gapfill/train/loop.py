@@ -68,7 +68,9 @@ class PatchSet(Dataset):
         both = task == "B" and cfg.data.reference.rule == "both"
         later = ("S1_t3:", "O3:", "age:t3", "avail:t3")
         self.later = [
-            k for k, c in enumerate(input_channels(task, both)) if both and c.startswith(later)
+            k
+            for k, c in enumerate(input_channels(task, both, cfg.bands))
+            if both and c.startswith(later)
         ]
 
     def __len__(self) -> int:
@@ -148,11 +150,10 @@ class _Validation:
     changes) scored, once; each epoch only runs the model, `batch` patches at a time."""
 
     def __init__(self, ds: PatchSet, cfg: TrainConfig, task: str, batch: int = 8) -> None:
-        from gapfill.bands import S2_BANDS
         from gapfill.metrics import masked_scores
 
-        channels = input_channels("B")
-        o1 = [channels.index(f"O1:{b}") for b in S2_BANDS]
+        channels = input_channels("B", bands=cfg.bands)
+        o1 = [channels.index(f"O1:{b}") for b in cfg.bands]
         s1_t2 = [i for i, c in enumerate(channels) if c.startswith("S1_t2:")]
         self.norm, self.batch = cfg.data.normalisation, batch
         self.inputs: list[torch.Tensor] = []
@@ -246,7 +247,8 @@ def train_loop_per_worker(config: dict) -> None:
     g: nn.Module = cfg.generator()
     d: nn.Module | None = None
     if method.adversarial:
-        d = PatchDiscriminator(len(input_channels(method.task, cfg.both)) + 4, norm=cfg.norm)
+        width = len(input_channels(method.task, cfg.both, cfg.bands)) + len(cfg.bands)
+        d = PatchDiscriminator(width, norm=cfg.norm)
     if on_gpu and world > 1:
         g = nn.SyncBatchNorm.convert_sync_batchnorm(g)
         d = nn.SyncBatchNorm.convert_sync_batchnorm(d) if d is not None else None

@@ -369,13 +369,37 @@ def _check_init(cfg: TrainConfig) -> None:
     assert cfg.init is not None
     _, card = load_model(cfg.init)
     mine = cfg.generator().cfg
-    channels = input_channels(get_method(cfg.method).task, cfg.both)
+    channels = input_channels(get_method(cfg.method).task, cfg.both, cfg.bands)
     if card.generator != mine or tuple(card.input_channels) != channels:
         raise InputError(
             f"--init {cfg.init} holds a {card.method}/{card.preset} generator "
             f"({card.generator.model_dump()}), not this run's {cfg.method}/{cfg.preset} "
             f"({mine.model_dump()}): give a run of the same method, preset and options"
         )
+
+
+def _with_bands(cfg: TrainConfig) -> TrainConfig:
+    """`cfg` with the cubes' band set (one for all of them: a network reads and writes a
+    fixed set) and a normalisation recorded per band; refused in one line otherwise."""
+    sets: dict[tuple[str, ...], str] = {}
+    for path in cfg.data.cubes:
+        sets.setdefault(layout.bands_of(open_cube(path, cfg.data.storage_options)), path)
+    if len(sets) > 1:
+        shown_sets = "; ".join(f"{shown(p)}: {','.join(b)}" for b, p in sets.items())
+        raise InputError(
+            f"the cubes hold different band sets ({shown_sets}): train on cubes of one "
+            "band set (build them with the same --bands)"
+        )
+    bands = next(iter(sets))
+    if cfg.data.bands is not None and cfg.data.bands != bands:
+        raise InputError(
+            f"data.bands is {','.join(cfg.data.bands)} but the cubes hold {','.join(bands)}: "
+            "leave data.bands out (it is the cubes') or train on cubes of those bands"
+        )
+    data = cfg.data.model_copy(
+        update={"bands": bands, "normalisation": cfg.data.normalisation.for_bands(bands)}
+    )
+    return cfg.model_copy(update={"data": data})
 
 
 def _fit_patch(cfg: TrainConfig) -> TrainConfig:
@@ -457,7 +481,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         raise InputError(f"--out {run_dir} is a file, not a run folder: choose another --out")
     storage = cfg.checkpoints or str(run_dir / "ray")
     method = get_method(cfg.method)
-    cfg = _fit_patch(cfg)
+    cfg = _with_bands(_fit_patch(cfg))
     if cfg.init is not None:
         _check_init(cfg)
     build_index(cfg.data, method.task)  # fail fast, in the driver, on a cube with no sample
@@ -516,7 +540,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         task=method.task,
         preset=cfg.preset,
         generator=g.cfg,
-        input_channels=input_channels(method.task, cfg.both),
+        input_channels=input_channels(method.task, cfg.both, cfg.bands),
+        bands=cfg.bands,
         normalisation=cfg.data.normalisation,
         reference=cfg.data.reference,
         receptive_field_px=receptive_field(g),

@@ -4,7 +4,7 @@ from datetime import UTC
 
 import pytest
 
-from gapfill.bands import S1_POLS, S2_BANDS, S2_SCL
+from gapfill.bands import BAND_SETS, DEFAULT_BANDS, S1_POLS, S2_SCL
 from gapfill.errors import InputError
 from gapfill.stac.providers import (
     asset_key,
@@ -21,8 +21,22 @@ from tests.conftest import load_item
 def test_earth_search_s2_maps_common_names_and_uses_raster_bands():
     item = load_item("earth-search-s2.json")
     p = get_profile("s2", "earth-search")
-    keys = [asset_key(item, b, p) for b in (*S2_BANDS, S2_SCL)]
-    assert keys == ["blue", "green", "red", "nir", "scl"]
+    keys = [asset_key(item, b, p) for b in (*BAND_SETS["all"], S2_SCL)]
+    assert keys == [
+        "coastal",
+        "blue",
+        "green",
+        "red",
+        "rededge1",
+        "rededge2",
+        "rededge3",
+        "nir",
+        "nir08",
+        "nir09",
+        "swir16",
+        "swir22",
+        "scl",
+    ]
     assert s2_scale_offset(item, "red", p) == (0.0001, -0.1)
     assert item_epsg(item) == 32631
     assert not p.sign
@@ -31,7 +45,7 @@ def test_earth_search_s2_maps_common_names_and_uses_raster_bands():
 def test_planetary_computer_s2_uses_the_baseline_rule():
     item = load_item("planetary-computer-s2.json")
     p = get_profile("s2", "planetary-computer")
-    assert [asset_key(item, b, p) for b in S2_BANDS] == list(S2_BANDS)
+    assert [asset_key(item, b, p) for b in DEFAULT_BANDS] == list(DEFAULT_BANDS)
     assert s2_scale_offset(item, "B04", p) == (1e-4, -0.1)
     item["properties"]["s2:processing_baseline"] = "03.01"
     assert s2_scale_offset(item, "B04", p) == (1e-4, 0.0)
@@ -107,7 +121,7 @@ def test_custom_url_accepts_both_key_conventions_and_a_mapping(tmp_path):
     with pytest.raises(InputError, match="has no asset for B02"):
         asset_key(load_item("earth-search-s2.json"), "B02", s2)
     mapping.write_text("s2:\n  collection: x\n  assets: {B02: [b2]}\n")
-    with pytest.raises(InputError, match="lacks asset keys for B03"):
+    with pytest.raises(InputError, match="lacks asset keys for SCL"):
         custom_profiles("https://stac.example", mapping)
     mapping.write_text("s3: {}\n")
     with pytest.raises(InputError, match="invalid"):

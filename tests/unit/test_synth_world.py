@@ -9,7 +9,7 @@ import pystac
 import pytest
 import rasterio
 
-from gapfill.bands import S2_BANDS
+from gapfill.bands import DEFAULT_BANDS, PAPER_BANDS, band_resolution
 from gapfill.errors import InputError
 from gapfill.stac.providers import asset_key, get_profile, s2_scale_offset
 from gapfill.synth import WorldSpec, make_world
@@ -31,19 +31,20 @@ def _read(item: pystac.Item, key: str) -> np.ndarray:
         return ds.read(1)
 
 
-def _truth(world: Path, item_id: str) -> np.ndarray:
+def _truth(world: Path, item_id: str, bands=PAPER_BANDS) -> np.ndarray:
+    """The true reflectance of `bands` (10 m), from the truth file of every band."""
     with rasterio.open(world / "truth" / f"{item_id}.tif") as ds:
-        return ds.read().astype(np.float64) / 10000.0
+        return ds.read([DEFAULT_BANDS.index(b) + 1 for b in bands]).astype(np.float64) / 10000.0
 
 
-def _reflectance(item: pystac.Item, provider: str) -> np.ndarray:
+def _reflectance(item: pystac.Item, provider: str, bands=PAPER_BANDS) -> np.ndarray:
     profile = get_profile("s2", provider)
-    bands = []
-    for b in S2_BANDS:
+    out = []
+    for b in bands:
         key = asset_key(item, b, profile)
         scale, offset = s2_scale_offset(item, key, profile)
-        bands.append(_read(item, key) * scale + offset)
-    return np.stack(bands)
+        out.append(_read(item, key) * scale + offset)
+    return np.stack(out)
 
 
 def test_catalog_is_valid_stac_with_pc_conventions(world_pc, real_sample):
@@ -59,7 +60,7 @@ def test_catalog_is_valid_stac_with_pc_conventions(world_pc, real_sample):
     }
     assert not real_ids & {i.id for v in items.values() for i in v}
     s2 = items["sentinel-2-l2a"][0]
-    assert set(s2.assets) == {"B02", "B03", "B04", "B08", "SCL"}
+    assert set(s2.assets) == {*DEFAULT_BANDS, "SCL"}
     # pystac migrates projection v1 to v2 on read (dropping proj:epsg): check the file.
     raw_props = json.loads((world_pc / "sentinel-2-l2a" / s2.id / f"{s2.id}.json").read_text())[
         "properties"
@@ -85,7 +86,7 @@ def test_pixels_follow_the_pc_dn_convention_and_the_truth(world_pc):
     clear = items[0]
     assert meta["s2"][0]["target_cover"] == 0.0
     truth = _truth(world_pc, clear.id)
-    dn = np.stack([_read(clear, b) for b in S2_BANDS]).astype(np.int64)
+    dn = np.stack([_read(clear, b) for b in PAPER_BANDS]).astype(np.int64)
     # Baseline 04.00: DN = reflectance * 10000 + 1000, exactly, on a clear day.
     np.testing.assert_array_equal(dn - 1000, np.round(truth * 10000).astype(np.int64))
     np.testing.assert_allclose(_reflectance(clear, "planetary-computer"), truth, atol=1e-9)
@@ -148,7 +149,19 @@ def test_s1_rtc_is_linear_power_with_nodata_and_near_every_s2_day(world_pc):
 def test_earth_search_conventions(world_es):
     items = _items(world_es)["sentinel-2-l2a"]
     item = items[0]
-    assert set(item.assets) == {"blue", "green", "red", "nir", "scl"}
+    assert set(item.assets) == {
+        "blue",
+        "green",
+        "red",
+        "rededge1",
+        "rededge2",
+        "rededge3",
+        "nir",
+        "nir08",
+        "swir16",
+        "swir22",
+        "scl",
+    }
     assert item.properties["grid:code"] == "MGRS-38SMF"
     assert "s2:mgrs_tile" not in item.properties
     rb = item.assets["blue"].extra_fields["raster:bands"][0]
@@ -157,6 +170,36 @@ def test_earth_search_conventions(world_es):
     np.testing.assert_allclose(
         _reflectance(item, "earth-search"), _truth(world_es, item.id), atol=1e-9
     )
+
+
+def test_ten_bands_at_their_native_resolution_with_plausible_spectra(world_pc, world_es):
+    clear = _items(world_pc)["sentinel-2-l2a"][0]
+    twenty = [b for b in DEFAULT_BANDS if band_resolution(b) == 20]
+    assert twenty == ["B05", "B06", "B07", "B8A", "B11", "B12"]
+    for b in DEFAULT_BANDS:
+        with rasterio.open(clear.assets[b].get_absolute_href()) as ds:
+            assert ds.res == (float(band_resolution(b)),) * 2 and ds.dtypes[0] == "uint16"
+    # A 20 m pixel is the mean of the four 10 m pixels of its area (truth is 10 m).
+    truth = _truth(world_pc, clear.id, DEFAULT_BANDS)
+    refl20 = _reflectance(clear, "planetary-computer", twenty)
+    mean4 = truth[[DEFAULT_BANDS.index(b) for b in twenty]].reshape(6, 32, 2, 32, 2).mean((2, 4))
+    # (Both sides rounded to 1e-4: the truth per 10 m pixel, the DN after the mean.)
+    np.testing.assert_allclose(refl20, mean4, atol=1.001e-4)
+    # Spectra where it matters: vegetation climbs the red edge and falls in the SWIR;
+    # water is dark beyond the red; bare arid soil rises into the SWIR.
+    with rasterio.open(world_pc / "truth" / "landcover.tif") as ds:
+        cover = ds.read(1)
+    i = {b: DEFAULT_BANDS.index(b) for b in DEFAULT_BANDS}
+    forest = truth[:, cover == 2]
+    assert forest.shape[1] > 20
+    assert np.median(forest[i["B8A"]] / forest[i["B05"]]) > 2
+    assert np.median(forest[i["B11"]] / forest[i["B08"]]) < 0.7
+    water = truth[:, cover == 0]
+    assert water.shape[1] > 5 and np.median(water[i["B11"]]) < 0.03
+    arid = _truth(world_es, _items(world_es)["sentinel-2-l2a"][0].id, DEFAULT_BANDS)
+    with rasterio.open(world_es / "truth" / "landcover.tif") as ds:
+        bare = arid[:, ds.read(1) == 4]
+    assert bare.shape[1] > 20 and np.median(bare[i["B11"]] / bare[i["B04"]]) > 1.2
 
 
 def _all_pixels(world: Path) -> dict[str, np.ndarray]:
