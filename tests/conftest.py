@@ -27,6 +27,32 @@ def real_sample() -> Path:
 
 
 @pytest.fixture(scope="session")
+def real_sites(real_sample: Path) -> dict[str, Path]:
+    """The three real places (shared/data/real): A (Flanders, 10 m and 20 m bands), C
+    (Flanders) and D (near Arusha, Tanzania), both 20 m bands only."""
+    root = real_sample.parent
+    sites = {
+        "A": real_sample,
+        "C": root / "worldcereal-31UES-C",
+        "D": root / "worldcereal-37MBS-D",
+    }
+    for name, path in sites.items():
+        assert (path / "catalog.json").is_file(), f"real site {name} missing at {path}"
+    return sites
+
+
+def site_square(site: Path) -> tuple[int, tuple[float, float, float, float]]:
+    """(EPSG, bounds) of a real site's 640 m square, from its first S2 item's SCL asset."""
+    items = sorted((site / "sentinel-2-l2a").glob("*/*.json"))
+    item = json.loads(items[0].read_text())
+    scl = item["assets"]["SCL"]
+    a, _, c, _, e, f = scl["proj:transform"][:6]
+    h, w = scl["proj:shape"]
+    epsg = item["properties"].get("proj:epsg") or int(item["properties"]["proj:code"][5:])
+    return int(epsg), (c, f + e * h, c + a * w, f)
+
+
+@pytest.fixture(scope="session")
 def world_pc(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """64 px flat-agri world, Planetary Computer conventions, 12 dates."""
     out = tmp_path_factory.mktemp("worlds") / "flat-pc"
@@ -108,9 +134,13 @@ def world_faulty(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def catalogs(
-    world_pc: Path, world_es: Path, world_broken: Path, world_faulty: Path, real_sample: Path
+    world_pc: Path,
+    world_es: Path,
+    world_broken: Path,
+    world_faulty: Path,
+    real_sites: dict[str, Path],
 ) -> list[Path]:
-    return [world_pc, world_es, world_broken, world_faulty, real_sample]
+    return [world_pc, world_es, world_broken, world_faulty, *real_sites.values()]
 
 
 @pytest.fixture(scope="session")

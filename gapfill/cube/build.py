@@ -565,7 +565,11 @@ def _build_cube(
             f"the Sentinel-2 catalog ({s2p.provider}/{s2p.collection}) lacks band "
             f"{', '.join(lacking)}: {why}; build with --bands {','.join(have) or '...'} "
             f"(bands it has) or another provider"
-            + (" and --resolution 20" if have and min(map(band_resolution, have)) > 10 else "")
+            + (
+                f" and --resolution {min(map(band_resolution, have))}"
+                if have and min(map(band_resolution, have)) > cfg.resolution
+                else ""
+            )
         )
     existing_times = (
         [] if existing is None else list(existing["time"].values.astype("datetime64[ns]"))

@@ -18,6 +18,10 @@ import xarray as xr
 import zarr
 from scipy import ndimage
 
+from rasterio.enums import Resampling
+from rasterio.warp import reproject
+
+from gapfill.bands import DEFAULT_BANDS, band_resolution
 from gapfill.cube import build_cube, cube_info
 from gapfill.cube.build import FAULT_ENV
 from tests.conftest import (
@@ -56,28 +60,75 @@ def test_grid_and_plain_xarray_reading(cube_pc, world_pc):
         y = src.transform.f - 10 * (np.arange(src.height) + 0.5)
     np.testing.assert_array_equal(ds.x.values, x)
     np.testing.assert_array_equal(ds.y.values, y)
-    assert list(ds.band.values) == ["B02", "B03", "B04", "B08"]
+    assert tuple(ds.band.values) == DEFAULT_BANDS  # the ten 10 m and 20 m bands
+    assert json.loads(ds.attrs["search"])["bands"] == list(DEFAULT_BANDS)
     assert list(ds.pol.values) == ["VV", "VH"]
     assert ds.sizes["time"] == 12 and bool(ds.complete.all())
     assert ds.s2.encoding["dtype"] == np.uint16 and ds.s1.encoding["dtype"] == np.int16
-    assert ds.s2.chunks is not None and ds.s2.encoding["chunks"] == (1, 4, CHUNK, CHUNK)
+    assert ds.s2.chunks is not None and ds.s2.encoding["chunks"] == (1, 10, CHUNK, CHUNK)
     # The tile-edge day: no data on the west, decoded as NaN, never clear.
     edge = ds.isel(time=2)
     assert bool(edge.s2.isel(x=slice(0, 9)).isnull().all())
     assert not bool(edge.clear.isel(x=slice(0, 9)).any())
-    assert ds.attrs["cube_contract_version"] == "1" and ds.attrs["git_sha"]
+    assert ds.attrs["cube_contract_version"] == "2" and ds.attrs["git_sha"]
+
+
+def _gdal(cog: Path, like: xr.Dataset, resampling: Resampling) -> np.ndarray:
+    """The COG's DN on the cube's grid by GDAL's own warper (rasterio.warp.reproject:
+    a path apart from the loader's WarpedVRT), NaN where no data."""
+    h, w = like.sizes["y"], like.sizes["x"]
+    res = float(like.x[1] - like.x[0])
+    transform = rasterio.Affine(
+        res, 0, float(like.x[0]) - res / 2, 0, -res, float(like.y[0]) + res / 2
+    )
+    out = np.zeros((h, w), np.float64)
+    with rasterio.open(cog) as src:
+        reproject(
+            rasterio.band(src, 1),
+            out,
+            dst_transform=transform,
+            dst_crs=src.crs,
+            dst_nodata=0,
+            resampling=resampling,
+        )
+    return np.where(out == 0, np.nan, out)
 
 
 def test_s2_pixels_equal_the_cogs(cube_pc, world_pc):
+    """10 m bands are the COGs' values; 20 m bands are GDAL's bilinear resampling of
+    theirs onto the 10 m grid (to the packing's step)."""
     ds = xr.open_zarr(cube_pc)
     items = json.loads(ds.attrs["items_per_day"])
     for i, t in enumerate(ds.time.values):
         (item_id,) = items[str(t)[:10]]
-        for b, band in enumerate(["B02", "B03", "B04", "B08"]):
-            dn = _read(world_pc / "s2" / item_id / f"{band}.tif").astype(np.float64)
-            expected = np.where(dn == 0, np.nan, (dn - 1000) / 10000)
+        for b, band in enumerate(DEFAULT_BANDS):
+            cog = world_pc / "s2" / item_id / f"{band}.tif"
+            if band_resolution(band) == 10:
+                dn = _read(cog).astype(np.float64)
+                dn[dn == 0] = np.nan
+            else:
+                dn = _gdal(cog, ds, Resampling.bilinear)
+            expected = np.maximum((dn - 1000) / 10000, 1e-4)
             got = ds.s2.isel(time=i, band=b).values
-            np.testing.assert_allclose(got, expected, atol=1e-6, equal_nan=True)
+            np.testing.assert_allclose(got, expected, atol=0.5001e-4, equal_nan=True, err_msg=band)
+
+
+def test_a_real_20m_band_on_the_10m_grid_equals_gdals_bilinear(cube_real, real_sample):
+    """Site A's B05, B8A and B11 (20 m COGs) in the 10 m cube: GDAL's bilinear warp of
+    the real files, on every complete day, to the packing's step."""
+    ds = xr.open_zarr(cube_real)
+    items = json.loads(ds.attrs["items_per_day"])
+    checked = 0
+    for i, t in enumerate(ds.time.values[::9]):
+        (item_id,) = items[str(t)[:10]]
+        for band in ("B05", "B8A", "B11"):
+            item = real_sample / "sentinel-2-l2a" / item_id / f"{item_id}.json"
+            cog = item.parent / json.loads(item.read_text())["assets"][band]["href"]
+            expected = np.maximum(_gdal(cog, ds, Resampling.bilinear) / 10000, 1e-4)
+            got = ds.s2.sel(time=t, band=band).values
+            np.testing.assert_allclose(got, expected, atol=0.5001e-4, equal_nan=True)
+            checked += int(np.isfinite(got).sum())
+    assert checked > 10 * 64 * 64
 
 
 def test_clear_is_the_scl_classes_with_cloud_and_shadow_dilated_20m(cube_pc, world_pc):
@@ -413,11 +464,31 @@ def test_bad_inputs(tmp_path, cube_pc, world_pc, stac_api):
             "--profile",
             str(mapping),
             "--strict",
+            "--bands",
+            "paper",
             "--out",
             str(tmp_path / "c.zarr"),
         ),
         "no asset for SCL",
     )
+    # Band sets: unknown, repeated, or not in the catalog (the mapping has no B05..B12).
+    mapping.write_text(
+        "s2:\n  collection: sentinel-2-l2a\n"
+        "  assets: {B02: [B02], B03: [B03], B04: [B04], B08: [B08], SCL: [SCL]}\n"
+    )
+    for bands, says in (
+        (["--bands", "B02,B13"], "unknown band 'B13'"),
+        (["--bands", "B02,B03,B02"], "band B02 is named twice"),
+        (["--profile", str(mapping)], "lacks band B05, B06, B07, B8A, B11, B12"),
+        (["--profile", str(mapping), "--bands", "B04,B05"], "lacks band B05"),
+    ):
+        out = tmp_path / "bands.zarr"
+        proc = _run_cli(
+            "build-cube", "--aoi", inset_aoi(world_pc), *span, *url, *bands, "--out", str(out)
+        )
+        _one_line(proc, says)
+        assert not out.exists(), bands
+    assert "--bands B02,B03,B04,B08 (bands it has)" in proc.stderr
     not_a_cube = tmp_path / "d.zarr"
     not_a_cube.mkdir()
     (not_a_cube / "notes.txt").write_text("mine")

@@ -8,7 +8,7 @@ import pytest
 import rasterio
 from rasterio.enums import Resampling
 
-from gapfill.bands import S1_POLS, S2_BANDS, S2_SCL
+from gapfill.bands import DEFAULT_BANDS, S1_POLS, S2_SCL
 from gapfill.cube.compute import _canonical
 from gapfill.cube.loader import _aligned, load
 from gapfill.grid import Grid, parse_aoi, parse_date_range
@@ -29,7 +29,7 @@ def _items(url: str, bounds: tuple[float, float, float, float], epsg: int, meta=
         [i.to_dict() for i in f if ours is None or i.id in ours] for f in (found.s2, found.s1)
     )
     return (
-        _canonical(s2, [*S2_BANDS, S2_SCL], s2p),
+        _canonical(s2, [*DEFAULT_BANDS, S2_SCL], s2p),
         _canonical(s1, S1_POLS, s1p),
     )
 
@@ -70,14 +70,17 @@ def test_direct_reads_equal_stackstac_on_the_synthetic_world(
     assert (fit is None) == (resolution != 10.0)  # each case takes the path it names
     if fit is not None:
         assert fit[0] == 2  # SCL: 20 m pixels repeated onto the 10 m grid
-    _both(s2[:3], [*S2_BANDS, S2_SCL], grid, 32, Resampling.nearest)
+    _both(s2[:3], [*DEFAULT_BANDS, S2_SCL], grid, 32, Resampling.nearest)
+    _both(s2[:3], ["B05", "B11"], grid, 32, Resampling.bilinear)  # 20 m bands onto 10 m
     _both(s1[:3], list(S1_POLS), grid, 48, Resampling.bilinear)
 
 
 def test_direct_reads_equal_stackstac_on_the_real_sample(stac_api):
     s2, s1 = _items(stac_api.url, REAL_BOUNDS, 32631)
     grid = Grid(32631, 10.0, REAL_BOUNDS)
-    _both(s2[:4], [*S2_BANDS, S2_SCL], grid, 40, Resampling.nearest)
+    _both(s2[:4], [*DEFAULT_BANDS, S2_SCL], grid, 40, Resampling.nearest)
+    _both(s2[:4], ["B05", "B8A", "B12"], grid, 40, Resampling.bilinear)
+    _both(s2[:4], ["B02", "B08"], Grid(32631, 20.0, REAL_BOUNDS), 16, Resampling.average)
     _both(s1[:4], list(S1_POLS), grid, 40, Resampling.bilinear)
 
 
