@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from gapfill.bands import DEFAULT_BANDS
 from gapfill.demo import default_real_sample
 from gapfill.synth import WorldSpec, make_world
 
@@ -253,22 +254,28 @@ def cube_es(tmp_path_factory, world_es, stac_api, dask_address) -> Path:
     return out
 
 
-def untrained_model(method: str = "mtcnn", preset: str = "test-tiny", seed: int = 0):
-    """A seeded, untrained generator in eval() and its card."""
+def untrained_model(
+    method: str = "mtcnn", preset: str = "test-tiny", seed: int = 0, bands=DEFAULT_BANDS
+):
+    """A seeded, untrained generator in eval() and its card, for cubes of `bands` (the
+    default ten, as the test cubes hold)."""
     import torch
 
-    from gapfill.models import build_generator, get_method, receptive_field
+    from gapfill.models import build_generator, get_method, input_channels, receptive_field
     from gapfill.models.card import ModelCard
+    from gapfill.normalize import Normalisation
 
     torch.manual_seed(seed)
-    g = build_generator(method, preset).eval()
+    g = build_generator(method, preset, bands=bands).eval()
     m = get_method(method)
     card = ModelCard(
         method=method,
         task=m.task,
         preset=preset,
         generator=g.cfg,
-        input_channels=m.channels,
+        input_channels=input_channels(m.task, bands=bands),
+        bands=bands,
+        normalisation=Normalisation().for_bands(bands),
         receptive_field_px=receptive_field(g),
         seed=seed,
     )
@@ -284,23 +291,29 @@ def untrained_both_model(lookahead_days: int = 60):
 
     _, card = untrained_model()
     torch.manual_seed(0)
-    gb = build_generator("mtcnn", "test-tiny", both=True).eval()
+    gb = build_generator("mtcnn", "test-tiny", both=True, bands=card.bands).eval()
     return gb, card.model_copy(
         update={
             "generator": gb.cfg,
-            "input_channels": input_channels("B", both=True),
+            "input_channels": input_channels("B", both=True, bands=card.bands),
             "receptive_field_px": receptive_field(gb),
             "reference": ReferenceRule(rule="both", lookahead_days=lookahead_days),
         }
     )
 
 
-def save_untrained_model(run_dir: Path, method: str = "mtcnn", preset: str = "test-tiny", seed=0):
+def save_untrained_model(
+    run_dir: Path,
+    method: str = "mtcnn",
+    preset: str = "test-tiny",
+    seed=0,
+    bands=DEFAULT_BANDS,
+):
     """A run directory holding a seeded, untrained generator and its card: what fill tests
     need (tiling, flags, resume), without the minutes of training."""
     from gapfill.models.card import save_model
 
-    return save_model(run_dir, *untrained_model(method, preset, seed))
+    return save_model(run_dir, *untrained_model(method, preset, seed, bands))
 
 
 @pytest.fixture(scope="session")

@@ -60,6 +60,24 @@ def true_colour(s2: np.ndarray, bands: Sequence[str] = PAPER_BANDS) -> np.ndarra
     return img
 
 
+def _observed(ds: xr.Dataset, t: int, space: dict[str, slice]) -> xr.DataArray | None:
+    """The cube's observation of day `t` where the product's cube is still at the path it
+    records and is that cube (same id) with that day; None otherwise (moved, replaced)."""
+    cube_path = ds.attrs.get(store.SOURCE_CUBE_ATTR, "")
+    if not cube_path or not Path(cube_path).exists():
+        return None
+    try:
+        cube = layout.open_cube(cube_path)
+    except InputError:
+        return None
+    when = ds["time"].values[t]
+    if cube.attrs.get(layout.CUBE_ID) != ds.attrs.get(layout.CUBE_ID) or when not in set(
+        cube["time"].values
+    ):
+        return None
+    return cube[layout.S2].sel(time=when).isel(space)
+
+
 def quicklook(filled: str | Path, day: str, png: str | Path) -> Path:
     """Write a PNG of `day`: the cube's observation (clouds included, when the cube is
     reachable; else the product's clear pixels), the filled image and the status flags."""
@@ -87,10 +105,8 @@ def quicklook(filled: str | Path, day: str, png: str | Path) -> Path:
     space = {"y": slice(None, None, step), "x": slice(None, None, step)}
     after = ds[product.S2].isel(time=t, **space)
     status = np.asarray(ds[product.STATUS].isel(time=t, **space).values)
-    cube_path = ds.attrs.get(store.SOURCE_CUBE_ATTR, "")
-    if cube_path and Path(cube_path).exists():
-        before = layout.open_cube(cube_path)[layout.S2].sel(time=ds["time"].values[t]).isel(space)
-    else:
+    before = _observed(ds, t, space)
+    if before is None:
         before = after.where(status == product.CLEAR)
     flags = np.zeros((*status.shape, 3), np.uint8)
     for value, rgb in STATUS_RGB.items():

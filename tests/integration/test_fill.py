@@ -289,7 +289,9 @@ def test_bad_inputs_say_what_to_do_and_keep_what_was_written(tmp_path, filled, c
     card = json.loads((foreign / "model.json").read_text())
     card["bands"] = ["B02", "B03", "B04", "B8A"]
     (foreign / "model.json").write_text(json.dumps(card))
-    fails(match="does not fit cube", model=foreign)
+    fails(match="reads and writes bands B02,B03,B04,B8A, but cube", model=foreign)
+    paper = save_untrained_model(tmp_path / "paper", bands=("B02", "B03", "B04", "B08"))
+    fails(match="holds B02,B03,B04,B05,B06,B07,B08,B8A,B11,B12: use a model", model=paper)
     corrupt = tmp_path / "corrupt"
     shutil.copytree(model_tiny, corrupt)
     (corrupt / "model.pt").write_bytes(b"not a checkpoint")
