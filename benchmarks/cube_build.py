@@ -7,8 +7,11 @@ One run, one synthetic world (default 4096^2 x 12 days), served by the local STA
   peak RSS is the client plus its workers, sampled (not the STAC server's processes);
   the build's own seconds per phase and the workers' compute seconds per kind of task.
 - floor (1x): the same work with no framework: rasterio windowed reads of the same COG
-  bytes (S2 bands, SCL, S1 candidates) on 2 threads, the same packing, masks and S1
+  bytes (S2 bands — a 20 m band's window read bilinearly onto the chunk's 10 m pixels by
+  GDAL's RasterIO —, SCL, S1 candidates) on 2 threads, the same packing, masks and S1
   matching in numpy, and zarr-python writes of the same chunks.
+- `--bands` (default: the default ten) is the band set of both; bytes on disk per band
+  and day are those of the 1x cube's `s2`.
 - loaders (1x): the S2 bands of every day read onto the grid (lazy, whole grid) by
   gapfill's direct engine, by stackstac and by odc-stac, on the same cluster.
 
@@ -16,6 +19,7 @@ Floor and gapfill alternate which runs first, `--repeat` times; the JSON keeps e
 and the medians.
 
 Usage: python benchmarks/cube_build.py [--world DIR] [--size 4096] [--dates 12] [--repeat 3]
+                                     [--bands default]
 """
 
 from __future__ import annotations
@@ -91,20 +95,29 @@ def _aoi(meta: dict, fraction: float) -> tuple[str, tuple[float, float, float, f
     return inset_lonlat_wkt(box, meta["epsg"]), (box[0], box[1], box[2], box[3])
 
 
-def _floor(world: Path, meta: dict, box: tuple[float, float, float, float], out: Path) -> dict:
+def _floor(
+    world: Path, meta: dict, box: tuple[float, float, float, float], out: Path, bands: tuple
+) -> dict:
     """Read the same bytes with rasterio windows, do the same numpy work, write with zarr."""
     from datetime import datetime, timedelta
 
     import rasterio
     import zarr
+    from rasterio.enums import Resampling
     from rasterio.windows import from_bounds
     from scipy import ndimage
 
+    from gapfill.bands import band_resolution
+
     size = int(round((box[2] - box[0]) / 10))
     root = zarr.open_group(str(out), mode="w", zarr_format=3)
-    nt = len(meta["s2"])
+    nt, nb = len(meta["s2"]), len(bands)
     s2 = root.create_array(
-        "s2", shape=(nt, 4, size, size), chunks=(1, 4, CHUNK, CHUNK), dtype="uint16", fill_value=0
+        "s2",
+        shape=(nt, nb, size, size),
+        chunks=(1, nb, CHUNK, CHUNK),
+        dtype="uint16",
+        fill_value=0,
     )
     clear = root.create_array(
         "clear", shape=(nt, size, size), chunks=(1, CHUNK, CHUNK), dtype="bool"
@@ -121,12 +134,16 @@ def _floor(world: Path, meta: dict, box: tuple[float, float, float, float], out:
     def when(s: dict) -> datetime:
         return datetime.fromisoformat(s["datetime"].rstrip("Z"))
 
-    def read(path: Path, y0: int, x0: int, n: int, factor: int = 1) -> np.ndarray:
+    def read(path: Path, y0: int, x0: int, n: int, factor: int = 1, up: bool = False) -> np.ndarray:
+        """The chunk's window; `up`: a coarser asset's window read onto the chunk's n x n
+        pixels bilinearly (else its own pixels)."""
         with rasterio.open(path) as ds:
             win = from_bounds(*box, transform=ds.transform).round_offsets().round_lengths()
             win = rasterio.windows.Window(
                 win.col_off + x0 // factor, win.row_off + y0 // factor, n // factor, n // factor
             )
+            if up:
+                return ds.read(1, window=win, out_shape=(n, n), resampling=Resampling.bilinear)
             return ds.read(1, window=win)
 
     def one(task: tuple[int, int, int]) -> None:
@@ -134,7 +151,12 @@ def _floor(world: Path, meta: dict, box: tuple[float, float, float, float], out:
         day = meta["s2"][t]
         n = min(CHUNK, size - y0)
         d = world / "s2" / day["id"]
-        dn = np.stack([read(d / f"{b}.tif", y0, x0, n) for b in ("B02", "B03", "B04", "B08")])
+        dn = np.stack(
+            [
+                read(d / f"{b}.tif", y0, x0, n, band_resolution(b) // 10, band_resolution(b) > 10)
+                for b in bands
+            ]
+        )
         scl = np.repeat(np.repeat(read(d / "SCL.tif", y0, x0, n, 2), 2, 0), 2, 1)
         refl = np.where(dn == 0, np.nan, (dn.astype(np.float32) - 1000) / 10000)
         cloudy = ndimage.binary_dilation(np.isin(scl, (3, 8, 9, 10)), structure=disk)
@@ -188,7 +210,7 @@ def _task_seconds(stream: list[dict]) -> dict[str, float]:
     return {k: round(v, 2) for k, v in sorted(total.items(), key=lambda kv: -kv[1])}
 
 
-def _gapfill(url: str, aoi: str, meta: dict, out: Path) -> dict:
+def _gapfill(url: str, aoi: str, meta: dict, out: Path, bands: tuple) -> dict:
     """One build on a fresh 2-worker gapfill LocalCluster (what `build-cube` starts), its
     workers warmed (gapfill imported) before the clock starts: peak memory is that of
     this build, not of the runs before it in the same workers."""
@@ -200,10 +222,12 @@ def _gapfill(url: str, aoi: str, meta: dict, out: Path) -> dict:
         with Client(cluster.scheduler_address) as client:
             client.run(lambda: __import__("gapfill.cube.build"))
             pids = sorted(client.run(os.getpid).values())
-        return _timed_build(url, aoi, meta, out, cluster.scheduler_address, pids)
+        return _timed_build(url, aoi, meta, out, cluster.scheduler_address, pids, bands)
 
 
-def _timed_build(url: str, aoi: str, meta: dict, out: Path, address: str, pids: list[int]) -> dict:
+def _timed_build(
+    url: str, aoi: str, meta: dict, out: Path, address: str, pids: list[int], bands: tuple
+) -> dict:
     from distributed import Client, get_task_stream
 
     from gapfill.cube import CubeConfig, build_cube
@@ -214,15 +238,18 @@ def _timed_build(url: str, aoi: str, meta: dict, out: Path, address: str, pids: 
         end=meta["s2"][-1]["datetime"][:10],
         stac_url=url,
         chunk=CHUNK,
+        bands=bands,
     )
     with Client(address) as client, get_task_stream(client) as stream:
         t0 = time.perf_counter()
         with _PeakRSS(pids) as rss:
             report = build_cube(out, cfg, dask_scheduler=address)
         wall = time.perf_counter() - t0
+    s2_bytes = sum(f.stat().st_size for f in (out / "s2").rglob("*") if f.is_file())
     return {
         "wall_s": wall,
         "peak_rss_mb": rss.peak / 2**20,
+        "s2_bytes_per_band_day": round(s2_bytes / (len(report.days_written) * len(bands))),
         "days": len(report.days_written),
         "phase_s": {k: round(v, 2) for k, v in report.seconds.items()},
         "worker_compute_s_by_task": _task_seconds(stream.data),
@@ -234,6 +261,7 @@ def _loaders(url: str, aoi: str, address: str) -> dict:
     import odc.stac
     from distributed import Client
 
+    from gapfill.bands import DEFAULT_BANDS
     from gapfill.cube import cube_grid
     from gapfill.cube.loader import load, stac_dicts
     from gapfill.grid import parse_aoi, parse_date_range
@@ -243,7 +271,7 @@ def _loaders(url: str, aoi: str, address: str) -> dict:
     area = parse_aoi(aoi)
     grid = cube_grid(area, 10.0, None)
     found = search(area, parse_date_range("2000-01-01", "2100-01-01"), s2p, s1p)
-    bands = ["B02", "B03", "B04", "B08"]
+    bands = list(DEFAULT_BANDS)  # nearest for all: the three loaders read the same
     out = {}
     with Client(address):
         t0 = time.perf_counter()
@@ -289,7 +317,11 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--dates", type=int, default=12)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--bands", default="default")
     a = ap.parse_args()
+    from gapfill.bands import parse_bands
+
+    bands = parse_bands(a.bands)
     from gapfill.cluster import local_cluster
     from gapfill.stac import local_stac_api
     from gapfill.synth import WorldSpec, make_world
@@ -311,10 +343,12 @@ def main() -> None:
                 run: dict = {}
                 for which in ("gapfill", "floor") if r % 2 == 0 else ("floor", "gapfill"):
                     if which == "gapfill":
-                        run["gapfill_1x"] = _gapfill(api.url, aoi1, meta, tmp / f"g1-{r}.zarr")
+                        run["gapfill_1x"] = _gapfill(
+                            api.url, aoi1, meta, tmp / f"g1-{r}.zarr", bands
+                        )
                     else:
-                        run["floor_1x"] = _floor(world, meta, box1, tmp / f"floor-{r}.zarr")
-                run["gapfill_4x_area"] = _gapfill(api.url, aoi4, meta, tmp / f"g4-{r}.zarr")
+                        run["floor_1x"] = _floor(world, meta, box1, tmp / f"floor-{r}.zarr", bands)
+                run["gapfill_4x_area"] = _gapfill(api.url, aoi4, meta, tmp / f"g4-{r}.zarr", bands)
                 with local_cluster(2) as cluster:
                     run["loaders_1x_s2_bands"] = _loaders(api.url, aoi1, cluster.scheduler_address)
                 runs.append(run)
@@ -341,7 +375,9 @@ def main() -> None:
             "command": "benchmarks/cube_build.py " + " ".join(sys.argv[1:]),
             "world": {"size": side, "dates": len(meta["s2"]), "s1_scenes": len(meta["s1"])},
             "chunk": CHUNK,
+            "bands": list(bands),
             "repeat": a.repeat,
+            "s2_bytes_per_band_day": med("gapfill_1x", "s2_bytes_per_band_day"),
             "runs": runs,
             "median_s": {
                 "gapfill_1x": g1,

@@ -16,10 +16,9 @@ import pytest
 import rasterio
 import xarray as xr
 import zarr
-from scipy import ndimage
-
 from rasterio.enums import Resampling
 from rasterio.warp import reproject
+from scipy import ndimage
 
 from gapfill.bands import DEFAULT_BANDS, band_resolution
 from gapfill.cube import build_cube, cube_info
@@ -119,7 +118,7 @@ def test_a_real_20m_band_on_the_10m_grid_equals_gdals_bilinear(cube_real, real_s
     ds = xr.open_zarr(cube_real)
     items = json.loads(ds.attrs["items_per_day"])
     checked = 0
-    for i, t in enumerate(ds.time.values[::9]):
+    for t in ds.time.values[::9]:
         (item_id,) = items[str(t)[:10]]
         for band in ("B05", "B8A", "B11"):
             item = real_sample / "sentinel-2-l2a" / item_id / f"{item_id}.json"

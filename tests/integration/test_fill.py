@@ -54,7 +54,10 @@ def test_fill_keeps_observed_pixels_and_fills_cloudy_ones(filled, cube_pc):
     out, report = filled
     ds = xr.open_zarr(out)
     cube = xr.open_zarr(cube_pc)
-    assert ds.sizes == {"time": cube.sizes["time"], "band": 4, "y": 64, "x": 64}
+    assert ds.sizes == {"time": cube.sizes["time"], "band": 10, "y": 64, "x": 64}
+    assert ds.attrs["product_contract_version"] == "3" and list(ds.band.values) == list(
+        cube.band.values
+    )
     assert bool(ds[product.COMPLETE].all())
     s2, status = ds[product.S2].values, ds[product.STATUS].values
     obs, clear = cube[layout.S2].values, cube[layout.CLEAR].values
