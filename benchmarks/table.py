@@ -49,17 +49,6 @@ def _stac_search(d: dict) -> str:
     )
 
 
-def _cube_build(d: dict) -> str:
-    w, m, lo = d["world"], d["median_s"], d["loaders_time_ratio_vs_direct"]
-    return (
-        f"{w['size']}² × {w['dates']} days, median of {d['repeat']}: {m['gapfill_1x']} s vs "
-        f"{m['floor_1x']} s: throughput {d['throughput_ratio_gapfill_vs_floor']}× the floor's; "
-        f"peak RSS at 4× area {d['peak_rss_ratio_4x_vs_1x']}× that at 1×; loading S2 bands, "
-        f"stackstac's time {lo['stackstac']}× and odc-stac's {lo['odc_stac']}× the direct "
-        "engine's"
-    )
-
-
 def _train_step(d: dict) -> str:
     p = d["params"]
     cases = "; ".join(
@@ -149,6 +138,38 @@ def _fill_tiles(d: dict) -> str:
     )
 
 
+def _fill_bands(d: dict) -> str:
+    p = d["params"]
+    parts = [
+        f"{name} ({r['in_channels']['paper']}→{r['in_channels']['default']} input channels): "
+        f"{r['median_s']['paper']} s vs {r['median_s']['default']} s, time "
+        f"{r['time_ratio_ten_over_four']}× for {r['band_ratio']}× the bands "
+        f"(conv FLOPs {r['flop_ratio_ten_over_four']}×)"
+        for name, r in d["presets"].items()
+    ]
+    return (
+        f"a {p['window_px']}² window × {p['days']} days, {p['threads']} thread, median of "
+        f"{p['repeat']}, four bands vs ten: " + "; ".join(parts)
+    )
+
+
+def _cube_build(d: dict) -> str:
+    w, m, lo = d["world"], d["median_s"], d["loaders_time_ratio_vs_direct"]
+    bands = f"{len(d['bands'])} bands, " if "bands" in d else ""
+    per_band_day = (
+        f"; s2 on disk {d['s2_bytes_per_band_day'] / 1e6:.2f} MB per band and day"
+        if "s2_bytes_per_band_day" in d
+        else ""
+    )
+    return (
+        f"{w['size']}² × {w['dates']} days, {bands}median of {d['repeat']}: {m['gapfill_1x']} s "
+        f"vs {m['floor_1x']} s: throughput {d['throughput_ratio_gapfill_vs_floor']}× the "
+        f"floor's; peak RSS at 4× area {d['peak_rss_ratio_4x_vs_1x']}× that at 1×"
+        f"{per_band_day}; loading S2 bands, stackstac's time {lo['stackstac']}× and odc-stac's "
+        f"{lo['odc_stac']}× the direct engine's"
+    )
+
+
 def _gpu_check(d: dict) -> str:
     bare, tile = d["bare_forward"], d["s2_tile_model_seconds"]
     runs = d["tiled_forward_chunk"]["runs"]
@@ -221,6 +242,11 @@ BENCHMARKS: dict[str, tuple[str, Callable[[dict], str] | None]] = {
         "fill's inference tiles on a CPU: at most `--tile` px cut evenly, one shape (now) vs "
         "cut at the window's edge (before)",
         _fill_tiles,
+    ),
+    "fill_bands": (
+        "fill's model per band set: the same generator for the paper's four bands and the "
+        "default ten (first and last layers wider), through `tiled_forward`",
+        _fill_bands,
     ),
     "quicklooks": (
         "fill's quicklooks as Dask tasks on the run's cluster vs the same calls one day after "

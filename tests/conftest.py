@@ -282,14 +282,14 @@ def untrained_model(
     return g, card
 
 
-def untrained_both_model(lookahead_days: int = 60):
+def untrained_both_model(lookahead_days: int = 60, bands=DEFAULT_BANDS):
     """An untrained test-tiny MTCNN reading both sides (rule `both`) and its card."""
     import torch
 
     from gapfill.cube.reference import ReferenceRule
     from gapfill.models import build_generator, input_channels, receptive_field
 
-    _, card = untrained_model()
+    _, card = untrained_model(bands=bands)
     torch.manual_seed(0)
     gb = build_generator("mtcnn", "test-tiny", both=True, bands=card.bands).eval()
     return gb, card.model_copy(

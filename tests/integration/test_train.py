@@ -6,12 +6,14 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import xarray as xr
 
+from gapfill.bands import DEFAULT_BANDS
 from gapfill.errors import InputError
 from gapfill.models.card import load_model
 from gapfill.train import DataConfig, TrainConfig, build_index, load_train_config, train
@@ -45,11 +47,15 @@ def test_one_epoch_writes_a_loadable_run_dir(tmp_path, cube_pc, ray_runtime):
     g, card = load_model(result.run_dir)
     assert card.method == method and card.preset == "test-tiny" and card.epochs == 1
     assert card.receptive_field_px == 17
-    assert len(card.input_channels) == (8 if method == "mtcgan" else 2)
+    # The cube's ten bands: S1_t2, S1_t1 (2 + 2) and O1 (10) in, the ten bands out, a
+    # normalisation range recorded per band.
+    assert card.bands == DEFAULT_BANDS and tuple(card.normalisation.band_max) == DEFAULT_BANDS
+    assert len(card.input_channels) == (14 if method == "mtcgan" else 2)
+    assert card.input_channels[4:] == tuple(f"O1:{b}" for b in DEFAULT_BANDS)
     assert card.training_cubes == (str(cube_pc),)
     with torch.no_grad():
         out = g(torch.zeros(1, len(card.input_channels), 40, 40))
-    assert out.shape == (1, 4, 40, 40)
+    assert out.shape == (1, 10, 40, 40)
     rows = list(csv.DictReader((result.run_dir / "metrics.csv").open()))
     assert len(rows) == 1 and float(rows[0]["steps"]) > 0
     assert np.isfinite(float(rows[0]["loss_l1"]))
@@ -155,6 +161,23 @@ def test_bad_inputs(tmp_path, cube_pc):
         [*run[:-2], "--out", str(other)], capture_output=True, text=True, timeout=180
     )
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
+
+
+def test_cubes_of_different_band_sets_are_refused_before_ray(tmp_path, cube_pc):
+    """A network reads and writes a fixed band set: a ten-band cube and a four-band one
+    (the contract-1 fixture) cannot train together; nothing is written."""
+    old = Path(__file__).parent.parent / "data" / "contract-v1" / "cube-v1.zarr"
+    out = tmp_path / "mixed"
+    mixed = _cfg(cube_pc, out)
+    mixed = mixed.model_copy(
+        update={"data": mixed.data.model_copy(update={"cubes": (str(cube_pc), str(old))})}
+    )
+    with pytest.raises(InputError, match="the cubes hold different band sets") as err:
+        train(mixed)
+    assert "B02,B03,B04,B08" in str(err.value) and "\n" not in str(err.value)
+    assert not out.exists()
+    with pytest.raises(InputError, match="data.bands is B02,B03,B04,B08 but the cubes hold"):
+        train(_cfg(cube_pc, out, data={"bands": ("B02", "B03", "B04", "B08")}))
 
 
 def test_several_cubes_train_together(tmp_path, cube_pc, cube_es, ray_runtime):
@@ -339,15 +362,17 @@ def test_rule_both_trains_fills_and_evaluates_with_the_later_side(
     cfg = _cfg(cube_pc, tmp_path / "both", method="mtcnn", residual=True, data={"reference": rule})
     result = train(cfg)
     g, card = load_model(result.run_dir)
-    assert card.reference.rule == "both" and len(card.input_channels) == 17
-    assert g.cfg.residual_next_channels and g.cfg.in_channels == 17
+    assert card.reference.rule == "both" and len(card.input_channels) == 29  # 9 + 2 x 10
+    assert g.cfg.residual_next_channels and g.cfg.in_channels == 29
     out = tmp_path / "filled.zarr"
     fill(
         FillConfig(cube=str(cube_pc), model=str(result.run_dir), out=str(out), quicklooks=False),
         dask_scheduler=dask_address,
     )
-    ds = xr.open_zarr(out)
+    ds = xr.open_zarr(out)  # the band set went cube -> model -> product, read plainly
+    assert tuple(ds.band.values) == card.bands == DEFAULT_BANDS
     filled = ds[product.STATUS].values == product.FILLED
+    assert np.isfinite(ds[product.S2].values.transpose(1, 0, 2, 3)[:, filled]).all()
     ahead = ds[product.REFERENCE_NEXT_DT].values
     assert filled.any() and (ahead[filled] > 0).any() and ds.attrs["uses_later_days"]
     assert np.isnan(ahead[~filled]).all()  # -1, the _FillValue, reads as NaN

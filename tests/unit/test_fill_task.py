@@ -7,6 +7,7 @@ import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gapfill.bands import PAPER_BANDS
 from gapfill.cube import layout
 from gapfill.fill.infer import fill_window
 from gapfill.fill.task import read_window
@@ -40,7 +41,10 @@ def _cube(seed: int = 1) -> xr.Dataset:
 
 
 CUBE = _cube()
-MODELS = {"causal": untrained_model(), "both": untrained_both_model()}
+MODELS = {
+    "causal": untrained_model(bands=PAPER_BANDS),
+    "both": untrained_both_model(bands=PAPER_BANDS),
+}
 MODEL, CARD = MODELS["causal"]
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from gapfill.bands import PAPER_BANDS
 from gapfill.cube import layout
 from gapfill.fill import product
 from gapfill.fill.infer import Window, _haloed_tiles, fill_window, halo_of, tiled_forward
@@ -14,7 +15,7 @@ from tests.conftest import untrained_model
 
 @pytest.mark.parametrize("tile", [7, 16, 40])
 def test_tiles_with_the_halo_equal_one_full_pass_and_less_halo_does_not(tile):
-    g, card = untrained_model()
+    g, card = untrained_model(bands=PAPER_BANDS)
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (2, 8, 40, 52)).astype(np.float32)
     with torch.inference_mode():
@@ -70,7 +71,7 @@ def _window(t: int = 4, size: int = 24, seed: int = 0) -> Window:
 
 
 def test_flags_and_values_follow_the_reference_rule():
-    g, card = untrained_model()
+    g, card = untrained_model(bands=PAPER_BANDS)
     w = _window()
     t = 3
     w.clear[t, :12] = False  # cloudy top half on the target day
@@ -99,7 +100,7 @@ def test_flags_and_values_follow_the_reference_rule():
 
 
 def test_a_day_not_chosen_for_filling_keeps_its_clouds_unfilled():
-    g, card = untrained_model()
+    g, card = untrained_model(bands=PAPER_BANDS)
     w = _window()
     w.clear[3, :5] = False
     res = fill_window(w, [3], [False], g, card, tile=16, batch=2)
@@ -107,7 +108,7 @@ def test_a_day_not_chosen_for_filling_keeps_its_clouds_unfilled():
 
 
 def test_task_a_models_need_no_reference():
-    g, card = untrained_model("cnn")
+    g, card = untrained_model("cnn", bands=PAPER_BANDS)
     w = _window()
     w.clear[:, :6] = False  # never clear: no reference anywhere at the top
     res = fill_window(w, [3], [True], g, card, tile=16, batch=2)
@@ -116,7 +117,7 @@ def test_task_a_models_need_no_reference():
 
 
 def test_the_output_of_a_tile_does_not_depend_on_the_other_days_filled_with_it():
-    g, card = untrained_model()
+    g, card = untrained_model(bands=PAPER_BANDS)
     w = _window(t=6)
     w.clear[2:, 3:9] = False
     together = fill_window(w, [2, 3, 4, 5], [True] * 4, g, card, tile=16, batch=8)
@@ -127,7 +128,7 @@ def test_the_output_of_a_tile_does_not_depend_on_the_other_days_filled_with_it()
 def test_a_simulated_black_pixel_stays_a_value_not_the_fill_value():
     """Reflectance 0 would pack to the CF _FillValue (no data): filled pixels never go below
     the smallest packable reflectance."""
-    g, card = untrained_model()
+    g, card = untrained_model(bands=PAPER_BANDS)
     with torch.no_grad():
         g.decoder[-2].bias.fill_(-100.0)  # tanh -> -1 -> reflectance 0
     w = _window()

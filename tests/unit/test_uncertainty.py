@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from gapfill.bands import PAPER_BANDS
 from gapfill.fill import FillConfig, product
 from gapfill.fill.infer import fill_window, halo_of, mc_dropout_spread
 from gapfill.metrics import Z90, spread_calibration
@@ -27,7 +28,7 @@ def _spread(g, card, x, **kw):
 
 
 def test_no_dropout_means_no_spread_and_dropout_gives_one():
-    g, card = untrained_model()
+    g, card = untrained_model(bands=PAPER_BANDS)
     x = _inputs()
     with_dropout = _spread(g, card, x)
     assert with_dropout.shape == (2, 4, 40, 52)
@@ -40,7 +41,7 @@ def test_no_dropout_means_no_spread_and_dropout_gives_one():
 
 
 def test_the_spread_is_reproducible_and_leaves_the_model_and_rng_alone():
-    g, card = untrained_model()
+    g, card = untrained_model(bands=PAPER_BANDS)
     x = _inputs()
     torch.manual_seed(123)
     before = torch.rand(3)
@@ -58,7 +59,7 @@ def test_the_spread_is_reproducible_and_leaves_the_model_and_rng_alone():
 
 
 def test_fill_window_adds_the_spread_where_filled_only_and_keeps_the_values():
-    g, card = untrained_model()
+    g, card = untrained_model(bands=PAPER_BANDS)
     w = _window()
     w.clear[3, :12] = False
     plain = fill_window(w, [3], [True], g, card, tile=16, batch=2)
