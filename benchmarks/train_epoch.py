@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import write_result  # noqa: E402
 from gapfill.cube.reference import ReferenceRule  # noqa: E402
-from gapfill.train import DataConfig, TrainConfig, build_index, train  # noqa: E402
+from gapfill.train import DataConfig, TrainConfig, build_index, train, with_cube_bands  # noqa: E402
 
 LAYOUTS = {"2 workers": 2, "1 worker": 1}  # name -> workers sharing the machine's CPUs
 
@@ -89,7 +89,7 @@ def _floor(demo: Path, preset: str, epochs: int) -> tuple[list[float], int]:
     from gapfill.models import train_step
     from gapfill.train.loop import PatchSet
 
-    cfg = _config(demo, Path(tempfile.gettempdir()) / "unused", preset, 1)
+    cfg = with_cube_bands(_config(demo, Path(tempfile.gettempdir()) / "unused", preset, 1))
     index = build_index(cfg.data, "B")
     patches = PatchSet(index.train, cfg, "B", train=True)
     patches.warm(range(len(patches)))  # read once, as the product's cache does

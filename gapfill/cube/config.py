@@ -35,7 +35,12 @@ class CubeConfig(BaseModel):
         description="Sentinel-2 bands: names (B02,B03,...) or a set (default: the ten 10 m "
         "and 20 m bands; paper: B02 B03 B04 B08; 20m; all)",
     )
-    resolution: float = Field(10.0, gt=0)
+    resolution: float = Field(
+        10.0,
+        ge=10,
+        description="pixel size (m): 10, or 20 for a cube of 20 m bands (Sentinel-2 has no "
+        "band finer than 10 m)",
+    )
     epsg: int | None = None
     max_gap_days: float = Field(5.0, ge=0, le=30)
     chunk: int = Field(1024, ge=16, le=8192)

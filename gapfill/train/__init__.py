@@ -2,7 +2,13 @@
 
 from gapfill.train.config import TrainConfig, load_train_config
 from gapfill.train.data import DataConfig, build_index
-from gapfill.train.trainer import TrainResult, ray_session, stored_differences, train
+from gapfill.train.trainer import (
+    TrainResult,
+    ray_session,
+    stored_differences,
+    train,
+    with_cube_bands,
+)
 
 __all__ = [
     "DataConfig",
@@ -13,4 +19,5 @@ __all__ = [
     "ray_session",
     "stored_differences",
     "train",
+    "with_cube_bands",
 ]

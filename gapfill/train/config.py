@@ -15,7 +15,6 @@ from pydantic import (
     model_validator,
 )
 
-from gapfill.bands import PAPER_BANDS
 from gapfill.errors import InputError, first_problem
 from gapfill.storage import absolute, redacted_options, shown
 from gapfill.train.data import DataConfig
@@ -146,9 +145,14 @@ class TrainConfig(BaseModel):
 
     @property
     def bands(self) -> tuple[str, ...]:
-        """The band set trained on: the cubes' once `train` has resolved it (the paper's
-        four before)."""
-        return self.data.bands if self.data.bands is not None else PAPER_BANDS
+        """The band set trained on: the cubes', once resolved (`train` does it;
+        `gapfill.train.with_cube_bands` for a loop run by hand)."""
+        if self.data.bands is None:
+            raise ValueError(
+                "data.bands is not resolved: train() takes it from the cubes "
+                "(gapfill.train.with_cube_bands(cfg) does the same)"
+            )
+        return self.data.bands
 
     def generator(self) -> Generator:
         """The generator this config trains, freshly initialised from the torch seed."""

@@ -314,7 +314,17 @@ def _check_checkpoint(fs: pafs.FileSystem, root: str, storage: str, cfg: TrainCo
 
 def _differences(old: TrainConfig, new: TrainConfig) -> list[str]:
     """The settings a resumed run must keep that differ, compared without credentials
-    (what config.json and checkpoints store; older runs may still hold some)."""
+    (what config.json and checkpoints store; older runs may still hold some). A run
+    stored before band sets trained on its cubes' bands with one reflectance range: it is
+    compared as that (its cubes are compared too)."""
+    if old.data.bands is None and new.data.bands is not None:
+        data = old.data.model_copy(
+            update={
+                "bands": new.data.bands,
+                "normalisation": old.data.normalisation.for_bands(new.data.bands),
+            }
+        )
+        old = old.model_copy(update={"data": data})
     a, b = old.redacted(), new.redacted()
     return [k for k in _FIXED if getattr(a, k) != getattr(b, k)]
 
@@ -339,7 +349,13 @@ def stored_differences(run_dir: str | Path, cfg: TrainConfig) -> list[str]:
         old = _stored_config(Path(run_dir))
     except InputError:
         return ["config"]
-    return [] if old is None else _differences(old, cfg)
+    if old is None:
+        return []
+    try:
+        cfg = with_cube_bands(cfg)  # as train() compares it
+    except InputError:  # cubes that cannot be read: train refuses them; compare as given
+        pass
+    return _differences(old, cfg)
 
 
 def _check_run_dir(run_dir: Path, cfg: TrainConfig) -> None:
@@ -378,7 +394,7 @@ def _check_init(cfg: TrainConfig) -> None:
         )
 
 
-def _with_bands(cfg: TrainConfig) -> TrainConfig:
+def with_cube_bands(cfg: TrainConfig) -> TrainConfig:
     """`cfg` with the cubes' band set (one for all of them: a network reads and writes a
     fixed set) and a normalisation recorded per band; refused in one line otherwise."""
     sets: dict[tuple[str, ...], str] = {}
@@ -481,7 +497,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         raise InputError(f"--out {run_dir} is a file, not a run folder: choose another --out")
     storage = cfg.checkpoints or str(run_dir / "ray")
     method = get_method(cfg.method)
-    cfg = _with_bands(_fit_patch(cfg))
+    cfg = with_cube_bands(_fit_patch(cfg))
     if cfg.init is not None:
         _check_init(cfg)
     build_index(cfg.data, method.task)  # fail fast, in the driver, on a cube with no sample

@@ -109,3 +109,7 @@ def test_a_20m_only_site_refuses_the_ten_bands_in_one_line(tmp_path, real_sites,
     # At 10 m the hint also names the 20 m grid those bands allow.
     with pytest.raises(InputError, match="and --resolution 20"):
         build_cube(out, cfg.model_copy(update={"resolution": 10.0}))
+    # A request of 10 m bands only cannot be met at 20 m either: the bands are not there.
+    with pytest.raises(InputError, match="lacks band B02, B03, B04, B08: none of the"):
+        build_cube(out, cfg.model_copy(update={"bands": ("B02", "B03", "B04", "B08")}))
+    assert not out.exists()

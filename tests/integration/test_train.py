@@ -16,7 +16,14 @@ import xarray as xr
 from gapfill.bands import DEFAULT_BANDS
 from gapfill.errors import InputError
 from gapfill.models.card import load_model
-from gapfill.train import DataConfig, TrainConfig, build_index, load_train_config, train
+from gapfill.train import (
+    DataConfig,
+    TrainConfig,
+    build_index,
+    load_train_config,
+    train,
+    with_cube_bands,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -279,7 +286,7 @@ def test_cubes_and_checkpoints_on_an_object_store_survive_a_failure_and_resume(
     assert card.training_cubes == (url,) and card.epochs == 2
     assert card.method == "cnn" and len(card.input_channels) == 2
     with torch.no_grad():
-        assert g(torch.zeros(1, 2, 40, 40)).shape == (1, 4, 40, 40)
+        assert g(torch.zeros(1, 2, 40, 40)).shape == (1, 10, 40, 40)  # the cube's ten bands
     states = [k for k in object_store.keys("runs/remote") if k.endswith("/state.pt")]
     assert len(states) == 2, object_store.keys("runs/remote")
     # Credentials (the secret option, user-info in the checkpoint URL) reach no file the
@@ -406,6 +413,7 @@ def test_the_both_model_beats_interpolation_on_a_held_out_region(tmp_path, cube_
         cubes=(str(cube_pc),), test_region=held_out, min_target_clear=0.3, reference=rule
     )
     cfg = TrainConfig(data=data, out=str(tmp_path), method="mtcnn", preset="cpu-tiny")
+    cfg = with_cube_bands(cfg)  # the cube's ten bands, as train() resolves them
     index = build_index(cfg.data, "B")
     train_set = PatchSet(index.train, cfg, "B", train=True)
     test = PatchSet([s for s in index.test if s.kind != "single"], cfg, "B", train=False)

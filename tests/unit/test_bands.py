@@ -47,6 +47,12 @@ def test_bad_band_lists_are_refused_in_one_line(text, says):
         CubeConfig(aoi="0,0,1,1", start="2020-01-01", end="2020-01-02", bands=text)
 
 
+def test_no_grid_finer_than_sentinel2s_finest_band():
+    with pytest.raises(ValueError, match="resolution"):
+        CubeConfig(aoi="0,0,1,1", start="2020-01-01", end="2020-01-02", resolution=5)
+    assert CubeConfig(aoi="0,0,1,1", start="2020-01-01", end="2020-01-02", resolution=20)
+
+
 def test_the_cube_config_defaults_to_the_ten_bands():
     cfg = CubeConfig(aoi="0,0,1,1", start="2020-01-01", end="2020-01-02")
     assert cfg.bands == DEFAULT_BANDS

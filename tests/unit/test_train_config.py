@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import shapely
 
+from gapfill.bands import DEFAULT_BANDS, PAPER_BANDS
 from gapfill.train import DataConfig, TrainConfig
 
 
@@ -41,7 +43,7 @@ def test_a_geojson_region_file_travels_as_its_geometry(tmp_path):
 def test_presets_fill_what_the_config_leaves_out_and_blend_only_applies_to_rule_both():
     from gapfill.cube.reference import ReferenceRule
 
-    both = DataConfig(cubes=("a",), reference=ReferenceRule(rule="both"))
+    both = DataConfig(cubes=("a",), reference=ReferenceRule(rule="both"), bands=PAPER_BANDS)
     tiny = TrainConfig(data=both, out="run", method="mtcnn", preset="cpu-tiny")
     assert (tiny.batch_size, tiny.lr, tiny.data.patch, tiny.residual) == (4, 1e-3, 32, True)
     assert tiny.generator().cfg.blend and tiny.generator().cfg.out_channels == 4
@@ -49,8 +51,13 @@ def test_presets_fill_what_the_config_leaves_out_and_blend_only_applies_to_rule_
     assert mine.lr == 3e-4 and mine.batch_size == 4
     paper = TrainConfig(data=DataConfig(cubes=("a",)), out="run", method="mtcgan")
     assert (paper.batch_size, paper.lr, paper.residual) == (1, 2e-4, False)
-    causal = TrainConfig(data=DataConfig(cubes=("a",)), out="run", preset="cpu-tiny")
+    causal = TrainConfig(
+        data=DataConfig(cubes=("a",), bands=DEFAULT_BANDS), out="run", preset="cpu-tiny"
+    )
     assert not causal.generator().cfg.blend  # no later side to move towards
+    assert causal.generator().cfg.out_channels == 10
+    with pytest.raises(ValueError, match="data.bands is not resolved"):
+        TrainConfig(data=DataConfig(cubes=("a",)), out="run").generator()
 
 
 def test_a_config_stored_before_blend_existed_reads_as_trained_without_it():
