@@ -70,6 +70,8 @@ def test_direct_reads_equal_stackstac_on_the_synthetic_world(
     assert (fit is None) == (resolution != 10.0)  # each case takes the path it names
     if fit is not None:
         assert fit[0] == 2  # SCL: 20 m pixels repeated onto the 10 m grid
+    with rasterio.open(_paths(s2, "B05")[0]) as ds:  # a 20 m band, bilinear: no warp either
+        assert (_aligned(ds, grid, Resampling.bilinear) is None) == (resolution != 10.0)
     _both(s2[:3], [*DEFAULT_BANDS, S2_SCL], grid, 32, Resampling.nearest)
     _both(s2[:3], ["B05", "B11"], grid, 32, Resampling.bilinear)  # 20 m bands onto 10 m
     _both(s1[:3], list(S1_POLS), grid, 48, Resampling.bilinear)
