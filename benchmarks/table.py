@@ -213,6 +213,11 @@ BENCHMARKS: dict[str, tuple[str, Callable[[dict], str] | None]] = {
         "odc-stac",
         _cube_build,
     ),
+    "cube_build-warp": (
+        "the same with the ten bands, their 20 m bands warped by GDAL per chunk (before the "
+        "aligned bilinear read)",
+        _cube_build,
+    ),
     "train_step": (
         "Ray Train DDP steps vs a plain PyTorch loop, per worker; a 1-worker Ray run; two "
         "plain processes at once",
