@@ -157,7 +157,8 @@ def _cube_build(d: dict) -> str:
     w, m, lo = d["world"], d["median_s"], d["loaders_time_ratio_vs_direct"]
     bands = f"{len(d['bands'])} bands, " if "bands" in d else ""
     per_band_day = (
-        f"; s2 on disk {d['s2_bytes_per_band_day'] / 1e6:.2f} MB per band and day"
+        f"; s2 on disk {d['s2_bytes_per_band_day'] / 1e6:.2f} MB per band and day of "
+        f"{w['size'] // 2}²"
         if "s2_bytes_per_band_day" in d
         else ""
     )
