@@ -89,9 +89,14 @@ def _s2_kernel(raw: np.ndarray, scale: np.ndarray, offset: np.ndarray) -> np.nda
     # (np.clip keeps NaN, no data, as NaN.)
     refl = np.clip(refl, 1e-4, 6.5, out=refl)
     valid = np.asarray(np.isfinite(refl).all(axis=1))
+    if raw.shape[0] == 1:  # one item (most days): its values where all bands are valid
+        out = np.empty(raw.shape[1:], np.float32)
+        out[:nb], out[nb:] = refl[0], raw[0, nb:]
+        out[:, ~valid[0]] = np.nan
+        return out
     stacked = np.concatenate([refl, raw[:, nb:]], axis=1)
-    out, _ = _first_valid(stacked, valid)
-    return out.astype(np.float32, copy=False)
+    mosaic, _ = _first_valid(stacked, valid)
+    return mosaic.astype(np.float32, copy=False)
 
 
 def _s1_kernel(lin: np.ndarray, dt: np.ndarray, orbit: np.ndarray) -> np.ndarray:
@@ -179,6 +184,8 @@ def _read_bands(
     for i, n in enumerate(names):
         kind = Resampling.nearest if n == S2_SCL else reflectance_resampling(n, grid.resolution)
         kinds.setdefault(kind, []).append(i)
+    if len(kinds) == 1:
+        return read_window(items, names, grid, window, next(iter(kinds)), cfg.loader)
     ya, yb, xa, xb = window
     out = np.empty((len(items), len(names), yb - ya, xb - xa), np.float32)
     for kind, idx in kinds.items():

@@ -162,6 +162,12 @@ def _read_chunk(
     return out
 
 
+# Sample types read bilinearly without a warp (`_bilinear_up`): integers, whose weighted
+# means at the quarter-pixel weights of a 2x finer grid are exact in float64 whatever the
+# order of the sums, so the result rounds to GDAL's to the last bit.
+_INTEGERS = ("uint8", "int8", "uint16", "int16")
+
+
 def _aligned(ds: Any, grid: Grid, resampling: Resampling) -> tuple[int, int, int] | None:
     """(k, dy, dx) when `ds` lies on the cube's pixel grid with pixels k cube pixels wide,
     its top-left corner dy rows and dx columns from the grid's (in cube pixels); None when
@@ -176,7 +182,7 @@ def _aligned(ds: Any, grid: Grid, resampling: Resampling) -> tuple[int, int, int
         return None
     if round(k) > 1 and not (
         resampling == Resampling.nearest
-        or (resampling == Resampling.bilinear and np.dtype(ds.dtypes[0]).kind in "ui")
+        or (resampling == Resampling.bilinear and round(k) == 2 and ds.dtypes[0] in _INTEGERS)
     ):
         return None
     minx, _, _, maxy = grid.bounds
@@ -234,21 +240,32 @@ def _bilinear_up(ds: Any, k: int, rows: tuple[int, int], cols: tuple[int, int]) 
     rx, wx, xlo, xhi = _taps(c0, c1, k)
     h, w = ds.height, ds.width
     a0, a1, b0, b1 = max(ylo, 0), min(yhi, h - 1), max(xlo, 0), min(xhi, w - 1)
-    values = np.full((yhi - ylo + 1, xhi - xlo + 1), np.nan)
     read = _read_masked(ds, Window(b0, a0, b1 - b0 + 1, a1 - a0 + 1)).astype(np.float64)
-    values[a0 - ylo : a1 - ylo + 1, b0 - xlo : b1 - xlo + 1] = read
-    valid = np.isfinite(values)
-    values[~valid] = 0.0
+    pad = ((a0 - ylo, yhi - a1), (b0 - xlo, xhi - b1))
+    whole = not np.isnan(read).any()  # the common case
+    if whole:
+        # Past the asset's edge GDAL renormalises over the pixels inside, which is what
+        # repeating the edge pixel gives (0.75 a + 0.25 a = a, exactly).
+        values = np.pad(read, pad, mode="edge")
+    else:
+        values = np.pad(read, pad, constant_values=np.nan)
+        valid = np.isfinite(values)
+        values[~valid] = 0.0
 
     def along(a: np.ndarray, taps: np.ndarray, weight: np.ndarray, axis: int) -> np.ndarray:
         shape = [1, 1]
         shape[axis] = -1
-        wt = weight.reshape(shape)
-        return np.take(a, taps, axis=axis) * (1 - wt) + np.take(a, taps + 1, axis=axis) * wt
+        out = np.take(a, taps + 1, axis=axis)
+        low = np.take(a, taps, axis=axis)
+        out -= low
+        out *= weight.reshape(shape)
+        out += low
+        return out
 
-    mask = valid.astype(np.float64)
     num = along(along(values, ry, wy, 0), rx, wx, 1)
-    den = along(along(mask, ry, wy, 0), rx, wx, 1)
+    if whole:
+        return np.floor(num + 0.5).astype(np.float32)
+    den = along(along(valid.astype(np.float64), ry, wy, 0), rx, wx, 1)
     # The asset pixel containing each fine centre: `before` or the one after it.
     under_y = ry + (wy >= 0.5)
     under_x = rx + (wx >= 0.5)

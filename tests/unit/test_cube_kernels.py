@@ -54,3 +54,17 @@ def test_s1_kernel_picks_the_nearest_valid_scene_and_its_dt_and_orbit():
     out = _s1_kernel(lin, np.array([1.0, -3.0], np.float32), np.array([11.0, 113.0], np.float32))
     np.testing.assert_allclose(out[:2, 0], [[-20.0, -10.0], [-20.0, -10.0]], atol=1e-5)
     assert out[2].tolist() == [[-3.0, 1.0]] and out[3].tolist() == [[113.0, 11.0]]
+
+
+def test_s2_kernel_of_one_item_equals_the_mosaic_rule():
+    rng = np.random.default_rng(2)
+    raw = rng.uniform(1, 9000, (1, 5, 6, 7)).astype(np.float32)
+    raw[0, 1, 2, 3] = np.nan  # one band missing: the pixel is no data in every band
+    raw[0, 4] = rng.integers(0, 12, (6, 7))
+    scale, offset = np.full((1, 4), 1e-4, np.float32), np.full((1, 4), -0.1, np.float32)
+    out = _s2_kernel(raw, scale, offset)
+    refl = np.clip(raw[:, :4] * scale[:, :, None, None] + offset[:, :, None, None], 1e-4, 6.5)
+    valid = np.isfinite(refl).all(axis=1)
+    want, _ = _first_valid(np.concatenate([refl, raw[:, 4:]], axis=1), valid)
+    np.testing.assert_array_equal(out, want)
+    assert np.isnan(out[:, 2, 3]).all() and out.dtype == np.float32
