@@ -481,7 +481,7 @@ def test_warm_reads_what_the_cache_holds_and_no_more(cube_pc):
     from gapfill.train.data import load_sample, open_cube
     from gapfill.train.loop import PatchSet
 
-    cfg = _cfg(cube_pc, "unused", method="mtcnn")
+    cfg = with_cube_bands(_cfg(cube_pc, "unused", method="mtcnn"))
     samples = build_index(cfg.data, "B").train[:12]
     ds = open_cube(str(cube_pc))
     one = sum(a.nbytes for a in load_sample(ds, samples[0], cfg.data, "B"))
